@@ -1,0 +1,125 @@
+//! AWS and Kubernetes clients, configured the same way for every job.
+//!
+//! AWS credentials come from aws-config's default chain (IRSA web identity in a cluster, the
+//! environment or profile by hand); a per-account role is assumed on top when configured. The
+//! endpoint can be overridden (moto in tests). Kubernetes uses the in-cluster service account or
+//! `KUBECONFIG`, over rustls.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+
+use crate::Error;
+use crate::config::{AwsConfig, KubernetesConfig};
+
+/// Where to act in AWS: one account in one region.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AwsTarget {
+    /// Account id (as configured; the ambient account when none are configured: `default`).
+    pub account: String,
+    /// Region name.
+    pub region: String,
+    /// Role assumed in that account, if any.
+    pub role_arn: Option<String>,
+}
+
+/// Every (account, region) pair the config names, in a stable order.
+pub fn aws_targets(config: &AwsConfig) -> Vec<AwsTarget> {
+    let mut targets = Vec::new();
+    if config.accounts.is_empty() {
+        for region in &config.regions {
+            targets.push(AwsTarget {
+                account: "default".to_string(),
+                region: region.clone(),
+                role_arn: None,
+            });
+        }
+    }
+    for account in &config.accounts {
+        let regions = if account.regions.is_empty() { &config.regions } else { &account.regions };
+        for region in regions {
+            targets.push(AwsTarget {
+                account: account.id.clone(),
+                region: region.clone(),
+                role_arn: account.role_arn.clone(),
+            });
+        }
+    }
+    targets.sort();
+    targets
+}
+
+/// The SDK config for one target: default credential chain, the region, the endpoint override,
+/// and the account's role assumed on top when one is configured.
+pub async fn aws_sdk_config(config: &AwsConfig, target: &AwsTarget) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(target.region.clone()));
+    if let Some(url) = &config.endpoint_url {
+        loader = loader.endpoint_url(url.as_str());
+    }
+    let base = loader.load().await;
+    match &target.role_arn {
+        None => base,
+        Some(role) => {
+            let provider = aws_config::sts::AssumeRoleProvider::builder(role.clone())
+                .session_name("governance-jobs")
+                .configure(&base)
+                .build()
+                .await;
+            base.into_builder()
+                .credentials_provider(SharedCredentialsProvider::new(provider))
+                .build()
+        }
+    }
+}
+
+/// A Kubernetes client: the configured kubeconfig context, else in-cluster or the default
+/// kubeconfig (`kube::Config::infer`).
+pub async fn kube_client(config: &KubernetesConfig) -> Result<kube::Client, Error> {
+    let kube_config = match &config.context {
+        Some(context) => {
+            let options = kube::config::KubeConfigOptions {
+                context: Some(context.clone()),
+                ..Default::default()
+            };
+            kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| Error::Kube { source: Box::new(e) })?
+        }
+        None => kube::Config::infer().await.map_err(|e| Error::Kube { source: Box::new(e) })?,
+    };
+    kube::Client::try_from(kube_config).map_err(|e| Error::Kube { source: Box::new(e) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AwsAccount;
+
+    #[test]
+    fn targets_expand_accounts_by_region() {
+        let config = AwsConfig {
+            regions: vec!["us-east-1".into(), "eu-west-1".into()],
+            endpoint_url: None,
+            accounts: vec![
+                AwsAccount {
+                    id: "111111111111".into(),
+                    role_arn: Some("arn:aws:iam::111111111111:role/teardown".into()),
+                    regions: vec![],
+                },
+                AwsAccount {
+                    id: "222222222222".into(),
+                    role_arn: None,
+                    regions: vec!["ap-south-1".into()],
+                },
+            ],
+        };
+        let t: Vec<(String, String)> = aws_targets(&config).into_iter().map(|t| (t.account, t.region)).collect();
+        assert_eq!(
+            t,
+            [
+                ("111111111111".to_string(), "eu-west-1".to_string()),
+                ("111111111111".to_string(), "us-east-1".to_string()),
+                ("222222222222".to_string(), "ap-south-1".to_string()),
+            ]
+        );
+    }
+}

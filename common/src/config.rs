@@ -1,0 +1,703 @@
+//! One YAML config file per job, validated into typed config before any side effect.
+//!
+//! Parsing goes through serde-saphyr (serde_yaml is deprecated upstream) wrapped in
+//! `serde_path_to_error`, so every error names the file, the line and column, and the field path:
+//!
+//! ```text
+//! config.yaml:12:5: kafka.brokers[0]: expected host:port, got "localhost"
+//! ```
+//!
+//! Every section is `deny_unknown_fields`: a typo is an error, not a silently ignored setting.
+//! Endpoints and secrets can be overridden from the environment (see [`ENV_OVERRIDES`]) so that a
+//! Kubernetes Secret or a test can supply them without editing the file.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use crate::Error;
+
+/// One problem found in a config file or an environment override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `env:NAME` for an environment override).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// 1-based column, when known.
+    pub column: Option<u64>,
+    /// Dotted field path such as `kafka.brokers[0]`, when known.
+    pub field: Option<String>,
+    /// What is wrong, lowercase, without a trailing period.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem tied to a field but not to a position (cross-field validation).
+    pub fn field(file: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.into(),
+            line: None,
+            column: None,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Reads and parses a YAML config file into `T`, naming file:line:column and field on error.
+pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_str(&text, &path.display().to_string())
+}
+
+/// Parses YAML text into `T`; `origin` names the source in error messages.
+pub fn parse_str<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Error> {
+    // serde_path_to_error records where deserialisation failed; the inner error goes back to
+    // serde-saphyr so that it stops parsing there (and keeps its position).
+    let mut path: Option<String> = None;
+    let outcome = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+            path = Some(e.path().to_string());
+            e.into_inner()
+        })
+    });
+    let err = match outcome {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let location = err.location();
+    Err(Error::Config(vec![ConfigError {
+        file: origin.to_string(),
+        line: location.map(|l| l.line()),
+        column: location.map(|l| l.column()),
+        field: path.filter(|p| p != "." && !p.is_empty()),
+        message: plain_message(&err),
+    }]))
+}
+
+/// serde-saphyr renders a source snippet and a position into its messages; we print our own
+/// `file:line:col: field:` prefix, so keep only the first line of the bare message and drop the
+/// position it repeats.
+fn plain_message(err: &serde_saphyr::Error) -> String {
+    let text = err.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or_default().trim();
+    let first = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    first.trim_end_matches('.').to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small validated value types: validation happens while deserialising, so the error carries the
+// position of the offending value.
+
+/// A `host:port` pair (Kafka bootstrap servers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort(String);
+
+impl HostPort {
+    /// Validates `host:port` with a non-empty host and a port in 1..=65535.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("expected host:port, got {s:?}"))?;
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("expected host:port, got {s:?}"));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => Ok(HostPort(s.to_string())),
+            _ => Err(format!("expected host:port with a port in 1..65535, got {s:?}")),
+        }
+    }
+
+    /// The `host:port` text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HostPort::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An `http://` or `https://` URL, kept as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    /// Accepts `http://host[:port][/path]` and `https://…`; strips one trailing `/`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"))
+            .ok_or_else(|| format!("expected an http:// or https:// url, got {s:?}"))?;
+        if rest.is_empty() || rest.starts_with('/') || s.contains(char::is_whitespace) {
+            return Err(format!("expected an http:// or https:// url with a host, got {s:?}"));
+        }
+        Ok(HttpUrl(s.trim_end_matches('/').to_string()))
+    }
+
+    /// The URL text, without a trailing `/`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HttpUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written for people: `500ms`, `10s`, `5m`, `1h 30m`, `30d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("expected a duration such as 10s or 5m, got {s:?} ({e})")))
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// An email address (`local@domain.tld`); a deliberately simple check, documented in README.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Accepts one `@` with a non-empty local part and a dotted domain, and no whitespace.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected an email address, got {s:?}");
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        let ok = !local.is_empty()
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !s.contains(char::is_whitespace);
+        if ok { Ok(Email(s.to_string())) } else { Err(bad()) }
+    }
+
+    /// The address text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Email::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sections every job shares.
+
+/// A job's whole config file: the shared sections plus the job's own `job:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig<J> {
+    /// Where events go.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Where metrics go; absent means metrics are not pushed (logged plainly).
+    #[serde(default)]
+    pub pushgateway: Option<PushgatewayConfig>,
+    /// Email, chat and pager channels.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+    /// AWS regions, accounts and endpoint.
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// Kubernetes access.
+    #[serde(default)]
+    pub kubernetes: KubernetesConfig,
+    /// The job's own settings.
+    pub job: J,
+}
+
+/// Kafka: the result event and every other event type go through one publisher.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers; empty means no broker: events go to [`KafkaConfig::fallback`].
+    #[serde(default)]
+    pub brokers: Vec<HostPort>,
+    /// Topic of the result event (the platform's contract).
+    #[serde(default = "default_results_topic")]
+    pub topic: String,
+    /// Topic per other event type (`resource-expiring`, …); default: the event type's name.
+    #[serde(default)]
+    pub topics: BTreeMap<String, String>,
+    /// How long to wait for the broker to acknowledge one event.
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout: HumanDuration,
+    /// Extra librdkafka properties (for example `client.id`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Where events go when no broker is configured.
+    #[serde(default)]
+    pub fallback: Fallback,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: Vec::new(),
+            topic: default_results_topic(),
+            topics: BTreeMap::new(),
+            delivery_timeout: default_delivery_timeout(),
+            properties: BTreeMap::new(),
+            fallback: Fallback::default(),
+        }
+    }
+}
+
+fn default_results_topic() -> String {
+    "security-job-results".to_string()
+}
+
+fn default_delivery_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+/// Where events go with no broker: JSON lines on stderr (stdout stays the job's report) or a file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fallback {
+    /// One JSON object per line on stderr.
+    #[default]
+    Stderr,
+    /// Appended as JSON lines to this file.
+    File(PathBuf),
+}
+
+/// The Prometheus Pushgateway.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushgatewayConfig {
+    /// Base URL, for example `http://pushgateway.monitoring:9091`.
+    pub url: HttpUrl,
+    /// Request timeout.
+    #[serde(default = "default_http_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_http_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+/// Notification channels; each is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// SMTP email.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// Recipients of a job's digest email (per-owner mails name their own recipients).
+    #[serde(default)]
+    pub email_to: Vec<Email>,
+    /// A Slack-compatible incoming webhook.
+    #[serde(default)]
+    pub chat: Option<ChatConfig>,
+    /// PagerDuty Events API v2.
+    #[serde(default)]
+    pub pagerduty: Option<PagerDutyConfig>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required, not opportunistic).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS at all: only for a local relay or a test sink.
+    None,
+}
+
+/// An SMTP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name (also the name its certificate must carry).
+    pub host: String,
+    /// Port; default 587 (STARTTLS), 465 (implicit) or 25 (none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Transport security.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Extra PEM root certificates to trust (a private CA, a test sink).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The sender, `Name <addr>` or `addr`.
+    pub from: String,
+    /// Optional login.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password; prefer `password_file` (a mounted Secret) or `GOV_SMTP_PASSWORD`.
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// File holding the password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Connection and command timeout.
+    #[serde(default = "default_http_timeout")]
+    pub timeout: HumanDuration,
+}
+
+impl SmtpConfig {
+    /// The effective port for the configured TLS mode.
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Implicit => 465,
+            SmtpTls::None => 25,
+        })
+    }
+}
+
+/// A Slack-compatible incoming webhook; the URL is a secret (it authorises posting).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Webhook URL; prefer `GOV_CHAT_WEBHOOK_URL`.
+    pub webhook_url: SecretString,
+}
+
+/// PagerDuty Events API v2.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// Integration routing key; prefer `GOV_PAGERDUTY_ROUTING_KEY`.
+    pub routing_key: SecretString,
+    /// Events endpoint (overridable for tests).
+    #[serde(default = "default_pagerduty_url")]
+    pub url: HttpUrl,
+}
+
+fn default_pagerduty_url() -> HttpUrl {
+    HttpUrl("https://events.pagerduty.com/v2/enqueue".to_string())
+}
+
+/// AWS: where to look and as whom.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Regions to scan (each account may narrow this).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Endpoint override (moto in tests); also `GOV_AWS_ENDPOINT_URL`.
+    #[serde(default)]
+    pub endpoint_url: Option<HttpUrl>,
+    /// Accounts to act in; the role to assume in each is configured, never hard-coded.
+    #[serde(default)]
+    pub accounts: Vec<AwsAccount>,
+}
+
+/// One AWS account.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsAccount {
+    /// The 12-digit account id.
+    pub id: String,
+    /// Role to assume in that account; absent means the ambient credentials (IRSA) are used.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// Regions for this account; default: `aws.regions`.
+    #[serde(default)]
+    pub regions: Vec<String>,
+}
+
+/// Kubernetes access: in-cluster service account, or `KUBECONFIG`/`~/.kube/config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig context to use instead of the current one.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// A name for this cluster in findings and caps (default `default`).
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment overrides.
+
+/// The environment variables that override config values, and what each sets.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("GOV_KAFKA_BROKERS", "kafka.brokers (comma-separated host:port)"),
+    ("GOV_PUSHGATEWAY_URL", "pushgateway.url"),
+    ("GOV_SMTP_HOST", "notify.smtp.host"),
+    ("GOV_SMTP_PORT", "notify.smtp.port"),
+    ("GOV_SMTP_USERNAME", "notify.smtp.username"),
+    ("GOV_SMTP_PASSWORD", "notify.smtp.password"),
+    ("GOV_CHAT_WEBHOOK_URL", "notify.chat.webhook_url"),
+    ("GOV_PAGERDUTY_ROUTING_KEY", "notify.pagerduty.routing_key"),
+    ("GOV_AWS_ENDPOINT_URL", "aws.endpoint_url"),
+];
+
+impl<J> JobConfig<J> {
+    /// Applies [`ENV_OVERRIDES`] read through `get` (the process environment in production, a map
+    /// in tests), then checks what must hold across fields. Reports every problem at once.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+        let mut problems = Vec::new();
+        let env_err = |name: &str, message: String| ConfigError {
+            file: format!("env:{name}"),
+            line: None,
+            column: None,
+            field: None,
+            message,
+        };
+        if let Some(v) = get("GOV_KAFKA_BROKERS") {
+            let parsed: Result<Vec<HostPort>, String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(HostPort::parse)
+                .collect();
+            match parsed {
+                Ok(brokers) => self.kafka.brokers = brokers,
+                Err(e) => problems.push(env_err("GOV_KAFKA_BROKERS", e)),
+            }
+        }
+        if let Some(v) = get("GOV_PUSHGATEWAY_URL") {
+            match HttpUrl::parse(&v) {
+                Ok(url) => match &mut self.pushgateway {
+                    Some(p) => p.url = url,
+                    None => {
+                        self.pushgateway = Some(PushgatewayConfig {
+                            url,
+                            timeout: default_http_timeout(),
+                        })
+                    }
+                },
+                Err(e) => problems.push(env_err("GOV_PUSHGATEWAY_URL", e)),
+            }
+        }
+        if let Some(v) = get("GOV_AWS_ENDPOINT_URL") {
+            match HttpUrl::parse(&v) {
+                Ok(url) => self.aws.endpoint_url = Some(url),
+                Err(e) => problems.push(env_err("GOV_AWS_ENDPOINT_URL", e)),
+            }
+        }
+        if let Some(smtp) = &mut self.notify.smtp {
+            if let Some(v) = get("GOV_SMTP_HOST") {
+                smtp.host = v;
+            }
+            if let Some(v) = get("GOV_SMTP_PORT") {
+                match v.parse::<u16>() {
+                    Ok(p) => smtp.port = Some(p),
+                    Err(_) => problems.push(env_err("GOV_SMTP_PORT", format!("expected a port number, got {v:?}"))),
+                }
+            }
+            if let Some(v) = get("GOV_SMTP_USERNAME") {
+                smtp.username = Some(v);
+            }
+            if let Some(v) = get("GOV_SMTP_PASSWORD") {
+                smtp.password = Some(SecretString::from(v));
+            }
+        } else if get("GOV_SMTP_HOST").is_some() {
+            problems.push(env_err(
+                "GOV_SMTP_HOST",
+                "set, but the config has no notify.smtp section (from address unknown)".to_string(),
+            ));
+        }
+        if let Some(v) = get("GOV_CHAT_WEBHOOK_URL") {
+            self.notify.chat = Some(ChatConfig {
+                webhook_url: SecretString::from(v),
+            });
+        }
+        if let Some(v) = get("GOV_PAGERDUTY_ROUTING_KEY") {
+            let url = self.notify.pagerduty.take().map(|p| p.url).unwrap_or_else(default_pagerduty_url);
+            self.notify.pagerduty = Some(PagerDutyConfig {
+                routing_key: SecretString::from(v),
+                url,
+            });
+        }
+        if problems.is_empty() { Ok(()) } else { Err(Error::Config(problems)) }
+    }
+}
+
+/// Loads a job's config file, applies the process environment's overrides.
+pub fn load_job_config<J: DeserializeOwned>(path: &Path) -> Result<JobConfig<J>, Error> {
+    let mut config: JobConfig<J> = load_file(path)?;
+    config.apply_env(|name| std::env::var(name).ok())?;
+    Ok(config)
+}
+
+/// Reads a secret from a file (a mounted Kubernetes Secret), trimming one trailing newline.
+pub fn read_secret_file(path: &Path) -> Result<SecretString, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(SecretString::from(text.trim_end_matches(['\n', '\r']).to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Demo {
+        name: String,
+    }
+
+    fn parse(text: &str) -> Result<JobConfig<Demo>, Error> {
+        parse_str(text, "config.yaml")
+    }
+
+    fn only_error(r: Result<JobConfig<Demo>, Error>) -> ConfigError {
+        match r {
+            Err(Error::Config(mut errors)) => {
+                assert_eq!(errors.len(), 1, "{errors:?}");
+                errors.remove(0)
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_sections_are_absent() {
+        let c = parse("job:\n  name: x\n").expect("valid");
+        assert_eq!(c.job, Demo { name: "x".into() });
+        assert!(c.kafka.brokers.is_empty());
+        assert_eq!(c.kafka.topic, "security-job-results");
+        assert_eq!(c.kafka.fallback, Fallback::Stderr);
+        assert_eq!(c.kafka.delivery_timeout.0, Duration::from_secs(10));
+        assert!(c.pushgateway.is_none());
+    }
+
+    #[test]
+    fn bad_broker_names_line_column_and_field() {
+        let text = "job:\n  name: x\nkafka:\n  brokers:\n    - \"kafka-0:9092\"\n    - \"localhost\"\n";
+        let e = only_error(parse(text));
+        assert_eq!(e.file, "config.yaml");
+        assert_eq!(e.line, Some(6), "{e}");
+        assert_eq!(e.column, Some(7), "{e}");
+        assert_eq!(e.field.as_deref(), Some("kafka.brokers[1]"), "{e}");
+        assert!(e.message.contains("expected host:port"), "{e}");
+        assert!(e.to_string().starts_with("config.yaml:6:7: kafka.brokers[1]: expected host:port"), "{e}");
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_naming_it() {
+        let e = only_error(parse("job:\n  name: x\npushgateway:\n  url: http://p:9091\n  tiemout: 5s\n"));
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("tiemout"), "{e}");
+        assert_eq!(e.field.as_deref(), Some("pushgateway.tiemout"), "{e}");
+        assert!(e.to_string().starts_with("config.yaml:5:3: pushgateway.tiemout: unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_and_url_are_reported_with_position() {
+        let e = only_error(parse("job:\n  name: x\nkafka:\n  delivery_timeout: soon\n"));
+        assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("kafka.delivery_timeout")), "{e}");
+        assert!(e.message.contains("expected a duration"), "{e}");
+        let e = only_error(parse("job:\n  name: x\npushgateway:\n  url: ftp://x\n"));
+        assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("pushgateway.url")), "{e}");
+    }
+
+    #[test]
+    fn missing_job_section_is_named() {
+        let e = only_error(parse("kafka:\n  topic: t\n"));
+        assert!(e.message.contains("job"), "{e}");
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_a_position() {
+        let e = only_error(parse("job:\n  name: [unclosed\n"));
+        assert!(e.line.is_some(), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_replace_endpoints_and_secrets() {
+        let mut c = parse("job:\n  name: x\nnotify:\n  smtp:\n    host: mail\n    from: jobs@example.com\n").expect("valid");
+        let env: BTreeMap<&str, &str> = [
+            ("GOV_KAFKA_BROKERS", "a:9092, b:9093"),
+            ("GOV_PUSHGATEWAY_URL", "http://pgw:9091/"),
+            ("GOV_SMTP_PORT", "2525"),
+            ("GOV_SMTP_PASSWORD", "hunter2"),
+        ]
+        .into_iter()
+        .collect();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string())).expect("valid overrides");
+        let brokers: Vec<&str> = c.kafka.brokers.iter().map(HostPort::as_str).collect();
+        assert_eq!(brokers, ["a:9092", "b:9093"]);
+        assert_eq!(c.pushgateway.as_ref().map(|p| p.url.as_str()), Some("http://pgw:9091"));
+        let smtp = c.notify.smtp.as_ref().expect("smtp");
+        assert_eq!(smtp.port, Some(2525));
+        use secrecy::ExposeSecret;
+        assert_eq!(smtp.password.as_ref().map(|p| p.expose_secret()), Some("hunter2"));
+        assert!(!format!("{smtp:?}").contains("hunter2"), "debug output must redact secrets");
+    }
+
+    #[test]
+    fn bad_env_override_names_the_variable() {
+        let mut c = parse("job:\n  name: x\n").expect("valid");
+        let err = c
+            .apply_env(|k| (k == "GOV_KAFKA_BROKERS").then(|| "nope".to_string()))
+            .expect_err("invalid override");
+        assert!(err.to_string().starts_with("env:GOV_KAFKA_BROKERS: expected host:port"), "{err}");
+    }
+
+    #[test]
+    fn email_check_is_simple_and_strict_about_shape() {
+        for good in ["a@b.io", "first.last+tag@corp.example.com"] {
+            assert!(Email::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a", "@b.io", "a@", "a@b", "a@@b.io", "a b@c.io", "a@.io", "a@io."] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The platform's job metrics, encoded with `prometheus-client` and pushed to a Pushgateway.
+//!
+//! Every job gets `security_job_runs_total{job_name,status}`,
+//! `security_job_duration_seconds{job_name}` (histogram), `security_job_last_run_timestamp{job_name}`
+//! and `security_job_findings_total{job_name,severity}`; a job registers its own families on
+//! [`Metrics::registry_mut`]. The push is a `PUT` of the whole group to `/metrics/job/<job_name>`;
+//! a dry run pushes to `/metrics/job/<job_name>/mode/dry-run` so it never overwrites the real series.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::Error;
+use crate::event::{Severity, Status};
+
+/// Buckets of `security_job_duration_seconds`, fixed by the platform.
+pub const DURATION_BUCKETS: [f64; 8] = [1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    job_name: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    job_name: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SeverityLabels {
+    job_name: String,
+    severity: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Free-form label pairs for a job's own metric families.
+pub type Labels = Vec<(String, String)>;
+
+/// The registry of one run's metrics.
+pub struct Metrics {
+    registry: Registry,
+    job_name: String,
+    runs: Family<RunLabels, Counter>,
+    duration: Family<JobLabels, Histogram, fn() -> Histogram>,
+    last_run: Family<JobLabels, Gauge<f64, AtomicU64>>,
+    findings: Family<SeverityLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").field("job_name", &self.job_name).finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A registry holding the common families for `job_name`.
+    pub fn new(job_name: &str) -> Self {
+        let mut registry = Registry::default();
+        let runs = Family::<RunLabels, Counter>::default();
+        let duration = Family::<JobLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let last_run = Family::<JobLabels, Gauge<f64, AtomicU64>>::default();
+        let findings = Family::<SeverityLabels, Counter>::default();
+        registry.register("security_job_runs", "Runs of the job by final status", runs.clone());
+        registry.register("security_job_duration_seconds", "Wall-clock duration of the run", duration.clone());
+        registry.register(
+            "security_job_last_run_timestamp",
+            "Unix time the run completed",
+            last_run.clone(),
+        );
+        registry.register("security_job_findings", "Findings of the run by severity", findings.clone());
+        Metrics {
+            registry,
+            job_name: job_name.to_string(),
+            runs,
+            duration,
+            last_run,
+            findings,
+        }
+    }
+
+    /// For a job's own families: register them here before the run ends.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// Records the common series for a finished run.
+    pub fn record_run(&self, status: Status, duration: Duration, completed_at: jiff::Timestamp, findings: &[(Severity, u64)]) {
+        let job = JobLabels {
+            job_name: self.job_name.clone(),
+        };
+        self.runs
+            .get_or_create(&RunLabels {
+                job_name: self.job_name.clone(),
+                status: status.as_str().to_string(),
+            })
+            .inc();
+        self.duration.get_or_create(&job).observe(duration.as_secs_f64());
+        self.last_run.get_or_create(&job).set(completed_at.as_millisecond() as f64 / 1000.0);
+        for (severity, count) in findings {
+            self.findings
+                .get_or_create(&SeverityLabels {
+                    job_name: self.job_name.clone(),
+                    severity: severity.as_str().to_string(),
+                })
+                .inc_by(*count);
+        }
+    }
+
+    /// The registry in the Prometheus text format (0.0.4) the Pushgateway parses.
+    pub fn encode(&self) -> String {
+        let mut open_metrics = String::new();
+        // Encoding into a String cannot fail on I/O; an error would be a bug in a label encoder.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        openmetrics_to_prometheus_text(&open_metrics)
+    }
+
+    /// `PUT`s the registry to the Pushgateway group of this job (and `mode=dry-run` for dry runs).
+    pub async fn push(&self, base_url: &str, dry_run: bool, timeout: Duration) -> Result<(), Error> {
+        let mut url = format!("{base_url}/metrics/job/{}", self.job_name);
+        if dry_run {
+            url.push_str("/mode/dry-run");
+        }
+        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| Error::Push {
+            url: url.clone(),
+            message: e.to_string(),
+        })?;
+        let response = client
+            .put(&url)
+            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(self.encode())
+            .send()
+            .await
+            .map_err(|e| Error::Push {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        Err(Error::Push {
+            url,
+            message: format!("{status}: {}", body.trim()),
+        })
+    }
+}
+
+/// OpenMetrics names a counter family `x` and its sample `x_total`; the Prometheus text format
+/// wants both named `x_total`, otherwise the Pushgateway takes the sample for an untyped family.
+/// Also drops `# UNIT` and `# EOF`, which the text format does not have.
+pub fn openmetrics_to_prometheus_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match rewritten {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_renamed_to_their_sample_name() {
+        let m = Metrics::new("ttl-teardown");
+        let t: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().expect("timestamp");
+        m.record_run(Status::Success, Duration::from_secs(3), t, &[(Severity::Critical, 2)]);
+        let text = m.encode();
+        assert!(text.contains("# TYPE security_job_runs_total counter\n"), "{text}");
+        assert!(
+            text.contains("security_job_runs_total{job_name=\"ttl-teardown\",status=\"success\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE security_job_duration_seconds histogram\n"), "{text}");
+        assert!(
+            text.contains("security_job_duration_seconds_bucket{le=\"5.0\",job_name=\"ttl-teardown\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("security_job_last_run_timestamp{job_name=\"ttl-teardown\"} 1795428000"), "{text}");
+        assert!(
+            text.contains("security_job_findings_total{job_name=\"ttl-teardown\",severity=\"critical\"} 2\n"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+}

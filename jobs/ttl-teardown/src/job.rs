@@ -1,0 +1,223 @@
+//! The TTL teardown job on the shared harness: prepare (fail closed), plan, report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+
+use anyhow::{Context, bail};
+use common::config::JobConfig;
+use common::event::ResultEvent;
+use common::harness::{CommonArgs, Job, JobError, Report, RunContext};
+use common::metrics::{Labels, Metrics};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde_json::json;
+
+use crate::config::TtlConfig;
+use crate::inventory::{self, Resource, Scope};
+use crate::plan::{self, Outcome, Plan, Protected, Rules};
+use crate::policy::Action;
+
+/// Options of `ttl-teardown` beyond the common ones.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TtlArgs {
+    /// Read resources from this offline inventory file (YAML) instead of AWS and Kubernetes. Shows
+    /// what the rules would do, e.g. in a pull request that changes tags; read-only
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+}
+
+/// The job.
+pub struct TtlTeardown {
+    whitelist: whitelist::Whitelist,
+    inventory: Option<PathBuf>,
+    cost_avoided: Family<Labels, Counter<f64, AtomicU64>>,
+    deleted: Family<Labels, Counter>,
+}
+
+/// Resolves a path from the config file relative to the config file's directory.
+fn relative_to(config_file: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    config_file.parent().map(|d| d.join(p)).unwrap_or_else(|| p.to_path_buf())
+}
+
+impl Job for TtlTeardown {
+    const NAME: &'static str = "ttl-teardown";
+    const ABOUT: &'static str = "Tear down expired non-production AWS and Kubernetes resources.\n\n\
+        A resource's deadline is created_at + ttl + granted extensions, from its tags. Owners are \
+        warned 48 h and 24 h before; expired resources are deleted in dependency order. Never \
+        touched: production, data-class=restricted, auto-teardown=false, anything the whitelist \
+        protects, accounts outside job.allowed_accounts, and resources with invalid tags (reported \
+        as tag violations). Dry run unless --execute.\n\n\
+        Exit codes: 0 success (dry run included), 1 finished with failures, 2 refused before any \
+        side effect (bad config or whitelist, missing audit sink, blast-radius cap).";
+    type Args = TtlArgs;
+    type Config = TtlConfig;
+
+    fn prepare(args: TtlArgs, common: &CommonArgs, config: &JobConfig<TtlConfig>) -> anyhow::Result<Self> {
+        let file = common.config.display().to_string();
+        let problems = config.job.validate();
+        if !problems.is_empty() {
+            bail!("invalid config\n{}", problems.iter().map(|p| format!("{file}: {p}")).collect::<Vec<_>>().join("\n"));
+        }
+        let whitelist_path = relative_to(&common.config, &config.job.whitelist);
+        // Fail closed: no whitelist, no run — a dry run's plan without it would be a lie.
+        let whitelist = whitelist::Whitelist::load(&whitelist_path)
+            .with_context(|| format!("whitelist {} is not usable, refusing to run", whitelist_path.display()))?;
+        let inventory = args
+            .inventory
+            .or_else(|| config.job.sources.inventory.as_ref().map(|p| relative_to(&common.config, p)));
+        match (&inventory, common.execute) {
+            (Some(path), true) => bail!(
+                "--execute with the offline inventory {}: an inventory file is read-only, it only shows the plan",
+                path.display()
+            ),
+            (None, _) => bail!(
+                "no resource source: set job.sources.inventory or pass --inventory FILE (the AWS and Kubernetes providers are not in this build yet)"
+            ),
+            (Some(_), false) => {}
+        }
+        Ok(TtlTeardown {
+            whitelist,
+            inventory,
+            cost_avoided: Family::default(),
+            deleted: Family::default(),
+        })
+    }
+
+    fn needs_durable_audit(&self, dry_run: bool) -> bool {
+        !dry_run
+    }
+
+    fn register_metrics(&mut self, metrics: &mut Metrics) {
+        let registry = metrics.registry_mut();
+        registry.register(
+            "ttl_cost_avoided_usd",
+            "Cost avoided by deletions over the pricing horizon, USD (planned, in a dry run)",
+            self.cost_avoided.clone(),
+        );
+        registry.register(
+            "ttl_resources_deleted",
+            "Resources deleted (planned, in a dry run)",
+            self.deleted.clone(),
+        );
+    }
+
+    async fn run(&self, ctx: &RunContext<'_, TtlConfig>) -> Result<Report, JobError> {
+        let now = ctx.clock.now();
+        let resources = match &self.inventory {
+            Some(path) => inventory::load_file(path).map_err(|e| JobError::Failed(e.into()))?,
+            None => Vec::new(),
+        };
+        let job = &ctx.config.job;
+        let verdict = |r: &Resource| whitelist_verdict(&self.whitelist, r, now);
+        let rules = Rules {
+            policy: &job.policy,
+            allowed_accounts: &job.allowed_accounts,
+            caps: &job.caps,
+            pricing: &job.pricing,
+            whitelist: &verdict,
+            now,
+        };
+        let plan = plan::plan(resources, &rules);
+        let mut report = Report {
+            total_checked: plan.items.len() as u64,
+            ..Report::default()
+        };
+        report.findings = plan.items.iter().filter_map(plan::Item::finding).collect();
+        report.details = details(&plan);
+
+        // Expiring and tag-violation events go out on their own topics, in dry runs too (marked).
+        for item in &plan.items {
+            let event_type = match (&item.outcome, item.action()) {
+                (Outcome::Violation(_), _) => "tag-violation",
+                (_, Action::Warn48h | Action::Warn24h) => "resource-expiring",
+                _ => continue,
+            };
+            if let Some(f) = item.finding() {
+                if let Err(e) = ctx.emit(event_type, &item.resource.id, &f).await {
+                    report.errors.push(format!("{event_type} event for {}: {e}", item.resource.id));
+                }
+            }
+        }
+
+        if let Some(reason) = plan.cap_breach {
+            return Err(JobError::Abort { reason, report });
+        }
+
+        for item in &plan.items {
+            if let (Outcome::Delete(b), Some(project)) = (&item.outcome, item.tags_and_decision().map(|(t, _)| t.project.clone())) {
+                let labels: Labels = vec![("project".into(), project.clone())];
+                self.cost_avoided.get_or_create(&labels).inc_by(b.2.avoided_usd);
+                self.deleted
+                    .get_or_create(&vec![("kind".into(), item.resource.kind.to_string()), ("project".into(), project)])
+                    .inc();
+            }
+        }
+        Ok(report)
+    }
+
+    fn render_table(&self, event: &ResultEvent) -> String {
+        crate::report::table(event)
+    }
+}
+
+/// The whitelist's verdict for a resource, as the planner's [`Protected`].
+fn whitelist_verdict(wl: &whitelist::Whitelist, r: &Resource, now: jiff::Timestamp) -> Option<Protected> {
+    let (account, region) = match &r.scope {
+        Scope::Aws { account, region } => (Some(account.as_str()), Some(region.as_str())),
+        Scope::Kubernetes { .. } => (None, None),
+    };
+    let subject = whitelist::Resource {
+        arn: (!r.id.starts_with("k8s:")).then_some(r.id.as_str()),
+        kube: r.namespace.as_deref().map(|ns| whitelist::KubeIdentity {
+            namespace: ns,
+            kind: r.kind,
+            name: &r.name,
+            labels: &r.labels,
+            namespace_labels: &r.namespace_labels,
+        }),
+        tags: &r.tags,
+        account,
+        region,
+    };
+    wl.verdict(&subject, now).map(|p| Protected {
+        rule: p.rule_label(),
+        reason: p.to_string(),
+    })
+}
+
+/// Run-level numbers for the event's `details`: cost avoided per project and in total, the
+/// deletion order, counts per action.
+fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let mut by_project: std::collections::BTreeMap<String, f64> = Default::default();
+    for it in &plan.items {
+        if let Outcome::Delete(b) = &it.outcome {
+            *by_project.entry(b.0.project.clone()).or_default() += b.2.avoided_usd;
+        }
+    }
+    let total: f64 = by_project.values().sum();
+    let order: Vec<Vec<&str>> = plan
+        .waves
+        .iter()
+        .map(|w| w.iter().map(|&i| plan.items[i].resource.id.as_str()).collect())
+        .collect();
+    let count = |a: Action| plan.items.iter().filter(|i| i.action() == a).count();
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let mut m = serde_json::Map::new();
+    m.insert("cost_avoided_usd".into(), json!(round(total)));
+    m.insert(
+        "cost_avoided_by_project".into(),
+        json!(by_project.into_iter().map(|(k, v)| (k, round(v))).collect::<std::collections::BTreeMap<_, _>>()),
+    );
+    m.insert("deletion_waves".into(), json!(order));
+    m.insert(
+        "actions".into(),
+        json!({"delete": count(Action::Delete), "warn-48h": count(Action::Warn48h), "warn-24h": count(Action::Warn24h)}),
+    );
+    if let Some(c) = &plan.cap_breach {
+        m.insert("cap_breach".into(), json!(c));
+    }
+    m
+}

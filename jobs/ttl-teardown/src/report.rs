@@ -1,0 +1,57 @@
+//! The table for people: one row per finding, then the deletion order and the cost avoided.
+
+use common::event::ResultEvent;
+use common::harness::{render_rows, summary_line};
+
+fn field(f: &common::event::Finding, key: &str) -> String {
+    match f.fields.get(key) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => "-".to_string(),
+    }
+}
+
+/// Renders the run's result event as the table `--output table` prints.
+pub fn table(event: &ResultEvent) -> String {
+    let header = ["RESOURCE", "KIND", "OWNER", "PROJECT", "DEADLINE", "STAGE", "ACTION", "REASON"];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    for f in &event.findings {
+        rows.push(vec![
+            f.resource.clone(),
+            field(f, "kind"),
+            field(f, "owner"),
+            field(f, "project"),
+            field(f, "deadline"),
+            field(f, "stage"),
+            field(f, "action"),
+            field(f, "reason"),
+        ]);
+    }
+    let mut out = render_rows(&rows);
+    if let Some(waves) = event.details.get("deletion_waves").and_then(|w| w.as_array()) {
+        if !waves.is_empty() {
+            let verb = if event.dry_run { "would delete" } else { "deletion order" };
+            out.push_str(&format!("\n{verb}, in order:\n"));
+            let mut n = 0;
+            for wave in waves {
+                for id in wave.as_array().into_iter().flatten() {
+                    n += 1;
+                    out.push_str(&format!("  {n}. {}\n", id.as_str().unwrap_or_default()));
+                }
+            }
+        }
+    }
+    if let Some(total) = event.details.get("cost_avoided_usd") {
+        let label = if event.dry_run { "cost that would be avoided" } else { "cost avoided" };
+        out.push_str(&format!("\n{label}: ${total}"));
+        if let Some(by) = event.details.get("cost_avoided_by_project").and_then(|b| b.as_object()) {
+            let parts: Vec<String> = by.iter().map(|(k, v)| format!("{k} ${v}")).collect();
+            if !parts.is_empty() {
+                out.push_str(&format!(" ({})", parts.join(", ")));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&summary_line(event));
+    out
+}

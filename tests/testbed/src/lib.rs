@@ -1,0 +1,12 @@
+//! Test support for the governance jobs: real local services on free loopback ports, started for a
+//! test and stopped when the handle drops, plus a stateful fake Kubernetes API server that this
+//! project owns (no real kube-apiserver can be installed on our machines).
+//!
+//! A service that cannot start is an error that says which service and why; tests never skip.
+
+pub mod fakekube;
+pub mod kafka;
+pub mod moto;
+pub mod process;
+pub mod pushgateway;
+pub mod smtp;

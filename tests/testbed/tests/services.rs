@@ -1,0 +1,485 @@
+//! Each test bed service, started for real and given one round trip.
+//!
+//! These tests need the programs `.ci/setup` installs; a missing one fails the test with a
+//! message saying so (nothing here is skipped).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use testbed::kafka::{Tansu, consume_all};
+use testbed::moto::Moto;
+use testbed::process::{Error, ManagedProcess, free_port};
+use testbed::pushgateway::Pushgateway;
+use testbed::smtp::SmtpSink;
+
+#[tokio::test]
+async fn moto_answers_ec2_queries_and_resets() -> Result<()> {
+    let moto = Moto::start().await?;
+    let regions = moto
+        .query(
+            "ec2",
+            &[("Action", "DescribeRegions"), ("Version", "2016-11-15")],
+        )
+        .await?;
+    ensure!(
+        regions.contains("<regionName>us-east-1</regionName>"),
+        "DescribeRegions lacks us-east-1: {regions}"
+    );
+
+    let created = moto
+        .query(
+            "ec2",
+            &[
+                ("Action", "CreateSecurityGroup"),
+                ("Version", "2016-11-15"),
+                ("GroupName", "testbed-sg"),
+                ("GroupDescription", "made by services.rs"),
+            ],
+        )
+        .await?;
+    ensure!(created.contains("<groupId>sg-"), "no group id: {created}");
+    let describe = [
+        ("Action", "DescribeSecurityGroups"),
+        ("Version", "2016-11-15"),
+        ("Filter.1.Name", "group-name"),
+        ("Filter.1.Value.1", "testbed-sg"),
+    ];
+    let found = moto.query("ec2", &describe).await?;
+    ensure!(
+        found.contains("made by services.rs"),
+        "not described: {found}"
+    );
+
+    moto.reset().await?;
+    let after_reset = moto.query("ec2", &describe).await?;
+    ensure!(
+        !after_reset.contains("testbed-sg"),
+        "reset kept the group: {after_reset}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn tansu_round_trips_messages_and_fails_fast_once_stopped() -> Result<()> {
+    let mut broker = Tansu::start().await?;
+    broker.create_topic("governance-events", 3).await?;
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "10000")
+        .create()?;
+    let sent: Vec<(String, String)> = (0..5)
+        .map(|i| (format!("run-{i}"), format!(r#"{{"run":{i},"deleted":[]}}"#)))
+        .collect();
+    let first = Instant::now();
+    for (key, payload) in &sent {
+        producer
+            .send(
+                FutureRecord::to("governance-events")
+                    .key(key)
+                    .payload(payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("produce {key}"))?;
+    }
+    eprintln!("tansu: 5 idempotent produces took {:?}", first.elapsed());
+
+    let received = consume_all(
+        &broker.bootstrap(),
+        "governance-events",
+        sent.len(),
+        Duration::from_secs(20),
+    )
+    .await?;
+    let received: HashSet<(String, String)> = received
+        .into_iter()
+        .map(|(key, payload)| {
+            (
+                String::from_utf8_lossy(&key.unwrap_or_default()).into_owned(),
+                String::from_utf8_lossy(&payload).into_owned(),
+            )
+        })
+        .collect();
+    ensure!(
+        received == sent.iter().cloned().collect(),
+        "consumed {received:?}, produced {sent:?}"
+    );
+
+    // A job whose broker dies mid-run must get an error within its delivery timeout, not hang.
+    broker.stop();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "3000")
+        .create()?;
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        producer.send(
+            FutureRecord::to("governance-events")
+                .key("late")
+                .payload("late"),
+            Duration::from_secs(1),
+        ),
+    )
+    .await
+    .context("produce to a stopped broker hung for 10 s")?;
+    let waited = started.elapsed();
+    ensure!(
+        outcome.is_err(),
+        "produce to a stopped broker succeeded: {outcome:?}"
+    );
+    ensure!(
+        waited < Duration::from_secs(5),
+        "produce to a stopped broker took {waited:?} to fail"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn pushgateway_stores_a_pushed_group() -> Result<()> {
+    let gateway = Pushgateway::start().await?;
+    let body = "# HELP gov_resources_deleted_total Resources deleted by the run.\n\
+                # TYPE gov_resources_deleted_total counter\n\
+                gov_resources_deleted_total{kind=\"ec2_instance\"} 3\n\
+                gov_resources_deleted_total{kind=\"rds_instance\"} 1\n\
+                # TYPE gov_run_dry gauge\n\
+                gov_run_dry 0\n";
+    let response = reqwest::Client::new()
+        .put(format!(
+            "{}/metrics/job/ttl-teardown/environment/test",
+            gateway.url()
+        ))
+        .body(body)
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "push failed: {}",
+        response.status()
+    );
+
+    let group = [("job", "ttl-teardown"), ("environment", "test")];
+    let ec2 = gateway
+        .find_metric(
+            &group,
+            "gov_resources_deleted_total",
+            &[("kind", "ec2_instance")],
+        )
+        .await?
+        .context("no ec2_instance sample")?;
+    assert_eq!(ec2.value, 3.0);
+    assert_eq!(ec2.metric_type, "COUNTER");
+    assert_eq!(ec2.help.as_deref(), Some("Resources deleted by the run."));
+    assert_eq!(ec2.labels["job"], "ttl-teardown");
+    assert_eq!(ec2.labels["environment"], "test");
+    let rds = gateway
+        .find_metric(
+            &group,
+            "gov_resources_deleted_total",
+            &[("kind", "rds_instance")],
+        )
+        .await?
+        .context("no rds_instance sample")?;
+    assert_eq!(rds.value, 1.0);
+    let dry = gateway
+        .find_metric(&group, "gov_run_dry", &[])
+        .await?
+        .context("no gov_run_dry")?;
+    assert_eq!((dry.value, dry.metric_type.as_str()), (0.0, "GAUGE"));
+    Ok(())
+}
+
+/// One SMTP command and the reply code it must get.
+fn smtp_step(reader: &mut BufReader<TcpStream>, command: Option<&str>, expect: &str) -> Result<()> {
+    if let Some(command) = command {
+        reader.get_mut().write_all(command.as_bytes())?;
+    }
+    // Multi-line replies continue with "250-"; the last line has a space after the code.
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        ensure!(
+            line.starts_with(expect),
+            "after {command:?} expected {expect}, got {line:?}"
+        );
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn smtp_sink_captures_a_raw_smtp_message() -> Result<()> {
+    let sink = SmtpSink::start().await?;
+    let port = sink.port();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut smtp = BufReader::new(stream);
+        smtp_step(&mut smtp, None, "220")?;
+        smtp_step(&mut smtp, Some("HELO testbed\r\n"), "250")?;
+        smtp_step(&mut smtp, Some("MAIL FROM:<bot@example.org>\r\n"), "250")?;
+        smtp_step(&mut smtp, Some("RCPT TO:<ops@example.org>\r\n"), "250")?;
+        smtp_step(&mut smtp, Some("RCPT TO:<audit@example.org>\r\n"), "250")?;
+        smtp_step(&mut smtp, Some("DATA\r\n"), "354")?;
+        smtp_step(
+            &mut smtp,
+            Some(
+                "From: Governance Bot <bot@example.org>\r\nTo: ops@example.org\r\n\
+                 Subject: 2 instances deleted\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+                 i-1\r\n..leading dot\r\n.\r\n",
+            ),
+            "250",
+        )?;
+        smtp_step(&mut smtp, Some("QUIT\r\n"), "221")?;
+        Ok(())
+    })
+    .await??;
+
+    let mails = sink.wait_for(1, Duration::from_secs(10)).await?;
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.subject().as_deref(), Some("2 instances deleted"));
+    assert_eq!(mail.from(), ["bot@example.org"]);
+    assert_eq!(mail.to(), ["ops@example.org"]);
+    assert_eq!(mail.envelope_from().as_deref(), Some("bot@example.org"));
+    assert_eq!(mail.envelope_to(), ["ops@example.org", "audit@example.org"]);
+    // Dot-stuffing undone, body intact.
+    assert_eq!(
+        mail.text_body().as_deref().map(str::trim_end),
+        Some("i-1\n.leading dot")
+    );
+    assert_eq!(mail.html_body(), None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn smtp_sink_with_starttls_takes_mail_from_lettre() -> Result<()> {
+    use lettre::message::{Mailbox, MultiPart};
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem())?;
+    std::fs::write(&key, certified.signing_key.serialize_pem())?;
+    let sink = SmtpSink::start_tls(&cert, &key).await?;
+    assert!(sink.requires_starttls());
+
+    let port = sink.port();
+    let refused = tokio::task::spawn_blocking(move || -> Result<()> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut smtp = BufReader::new(stream);
+        smtp_step(&mut smtp, None, "220")?;
+        smtp_step(&mut smtp, Some("EHLO testbed\r\n"), "250")?;
+        smtp_step(&mut smtp, Some("MAIL FROM:<bot@example.org>\r\n"), "530")
+    });
+    refused.await?.context("plain MAIL must be refused")?;
+
+    let tls = TlsParameters::builder("localhost".to_owned())
+        .add_root_certificate(Certificate::from_pem(certified.cert.pem().as_bytes())?)
+        .build_rustls()?;
+    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(sink.host())
+        .port(sink.port())
+        .tls(Tls::Required(tls))
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    let message = Message::builder()
+        .from("Governance Bot <bot@example.org>".parse::<Mailbox>()?)
+        .to("ops@example.org".parse::<Mailbox>()?)
+        .subject("Teardown report ✓")
+        .multipart(MultiPart::alternative_plain_html(
+            "3 deleted".to_owned(),
+            "<p>3 deleted</p>".to_owned(),
+        ))?;
+    transport.send(message).await?;
+
+    let mails = sink.wait_for(1, Duration::from_secs(10)).await?;
+    let mail = &mails[0];
+    assert_eq!(mail.subject().as_deref(), Some("Teardown report ✓"));
+    assert_eq!(mail.to(), ["ops@example.org"]);
+    assert!(
+        mail.content_type()
+            .is_some_and(|c| c.starts_with("multipart/alternative")),
+        "{:?}",
+        mail.content_type()
+    );
+    assert_eq!(
+        mail.text_body().as_deref().map(str::trim),
+        Some("3 deleted")
+    );
+    assert_eq!(
+        mail.html_body().as_deref().map(str::trim),
+        Some("<p>3 deleted</p>")
+    );
+    Ok(())
+}
+
+/// Whether `pid` is a live process; zombies count as gone (our PID 1 may never reap orphans).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself contain spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Live processes whose process group is `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // Fields after the command name: state, ppid, pgrp, …
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+                    .and_then(|pgrp| pgrp.parse::<u32>().ok())
+                    == Some(pgid)
+            })
+        })
+        .filter(|pid| alive(*pid))
+        .collect()
+}
+
+#[tokio::test]
+async fn dropping_a_managed_process_kills_its_whole_group() -> Result<()> {
+    let process = ManagedProcess::spawn(
+        "sleepers",
+        Path::new("/bin/sh"),
+        ["-c", "sleep 300 & sleep 300"],
+        &[],
+    )?;
+    let pgid = process.pid().context("no pid")?;
+    // Wait for the shell to have forked both sleeps: the shell plus two (or, if it execs the
+    // last command, the two sleeps alone).
+    let started = Instant::now();
+    let members = loop {
+        let members = group_members(pgid);
+        let sleeps = members
+            .iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            })
+            .count();
+        if sleeps == 2 {
+            break members;
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "expected two sleeps in group {pgid}, found {members:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    drop(process);
+    let still_alive: Vec<u32> = members.iter().copied().filter(|pid| alive(*pid)).collect();
+    ensure!(
+        still_alive.is_empty(),
+        "{still_alive:?} of {members:?} survived the drop"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_service_that_exits_early_reports_its_command_and_log() -> Result<()> {
+    let process = ManagedProcess::spawn(
+        "doomed",
+        Path::new("/bin/sh"),
+        ["-c", "echo 'bind: address already in use' >&2; exit 3"],
+        &[],
+    )?;
+    let error = process
+        .wait_until("never", Duration::from_secs(10), || async {
+            Err::<(), _>("not yet")
+        })
+        .await
+        .expect_err("the process exited, so waiting must fail");
+    assert!(matches!(error, Error::Exited { .. }), "{error:?}");
+    let message = error.to_string();
+    for part in [
+        "doomed",
+        "exit code 3",
+        "echo 'bind",
+        "address already in use",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_service_that_never_gets_ready_times_out_with_its_log() -> Result<()> {
+    let process = ManagedProcess::spawn(
+        "sluggish",
+        Path::new("/bin/sh"),
+        ["-c", "echo warming up; exec sleep 300"],
+        &[],
+    )?;
+    let started = Instant::now();
+    let error = process
+        .wait_until("the port opens", Duration::from_millis(500), || async {
+            Err::<(), _>("connection refused")
+        })
+        .await
+        .expect_err("the probe never succeeds");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let message = error.to_string();
+    for part in [
+        "sluggish",
+        "the port opens",
+        "connection refused",
+        "warming up",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    Ok(())
+}
+
+#[test]
+fn free_ports_are_bindable_and_not_handed_out_twice() -> Result<()> {
+    let ports: Vec<u16> = (0..50).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let distinct: HashSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+    std::net::TcpListener::bind(("127.0.0.1", ports[0]))?;
+    Ok(())
+}
+
+#[test]
+fn a_missing_program_names_itself_and_the_setup_script() {
+    let error = testbed::process::locate(
+        "tansu",
+        "GOV_TANSU",
+        "/nonexistent/tansu-0.6.0/bin/tansu".into(),
+    )
+    .expect_err("the path does not exist");
+    let message = error.to_string();
+    for part in [
+        "tansu",
+        "/nonexistent/tansu-0.6.0/bin/tansu",
+        "GOV_TANSU",
+        "bash .ci/setup",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+}
