@@ -5,7 +5,7 @@
 //! endpoint can be overridden (moto in tests). Kubernetes uses the in-cluster service account or
 //! `KUBECONFIG`, over rustls.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::Error;
@@ -51,7 +51,12 @@ pub fn aws_targets(config: &AwsConfig) -> Vec<AwsTarget> {
 /// The SDK config for one target: default credential chain, the region, the endpoint override,
 /// and the account's role assumed on top when one is configured.
 pub async fn aws_sdk_config(config: &AwsConfig, target: &AwsTarget) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(target.region.clone()));
+    aws_sdk_config_from(aws_config::defaults(BehaviorVersion::latest()), config, target).await
+}
+
+/// [`aws_sdk_config`] starting from a given loader (tests pass one with static credentials).
+pub async fn aws_sdk_config_from(loader: ConfigLoader, config: &AwsConfig, target: &AwsTarget) -> SdkConfig {
+    let mut loader = loader.region(Region::new(target.region.clone()));
     if let Some(url) = &config.endpoint_url {
         loader = loader.endpoint_url(url.as_str());
     }
@@ -71,22 +76,25 @@ pub async fn aws_sdk_config(config: &AwsConfig, target: &AwsTarget) -> SdkConfig
     }
 }
 
-/// A Kubernetes client: the configured kubeconfig context, else in-cluster or the default
-/// kubeconfig (`kube::Config::infer`).
+/// A Kubernetes client: the configured kubeconfig file and/or context, else in-cluster or the
+/// default kubeconfig (`kube::Config::infer`).
 pub async fn kube_client(config: &KubernetesConfig) -> Result<kube::Client, Error> {
-    let kube_config = match &config.context {
-        Some(context) => {
-            let options = kube::config::KubeConfigOptions {
-                context: Some(context.clone()),
-                ..Default::default()
-            };
-            kube::Config::from_kubeconfig(&options)
-                .await
-                .map_err(|e| Error::Kube { source: Box::new(e) })?
-        }
-        None => kube::Config::infer().await.map_err(|e| Error::Kube { source: Box::new(e) })?,
+    let kube_err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Kube { source: e };
+    let options = kube::config::KubeConfigOptions {
+        context: config.context.clone(),
+        ..Default::default()
     };
-    kube::Client::try_from(kube_config).map_err(|e| Error::Kube { source: Box::new(e) })
+    let kube_config = match (&config.kubeconfig, &config.context) {
+        (Some(path), _) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| kube_err(Box::new(e)))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(|e| kube_err(Box::new(e)))?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| kube_err(Box::new(e)))?,
+        (None, None) => kube::Config::infer().await.map_err(|e| kube_err(Box::new(e)))?,
+    };
+    kube::Client::try_from(kube_config).map_err(|e| kube_err(Box::new(e)))
 }
 
 #[cfg(test)]

@@ -461,6 +461,9 @@ pub struct AwsAccount {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KubernetesConfig {
+    /// A kubeconfig file to use instead of in-cluster config / `KUBECONFIG` / `~/.kube/config`.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
     /// A kubeconfig context to use instead of the current one.
     #[serde(default)]
     pub context: Option<String>,

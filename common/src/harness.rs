@@ -156,8 +156,9 @@ pub trait Job: Sized {
     /// Checks and loads what the run needs, before any side effect; an error exits 2.
     fn prepare(args: Self::Args, common: &CommonArgs, config: &JobConfig<Self::Config>) -> anyhow::Result<Self>;
 
-    /// Whether this mode needs every event acknowledged by a broker (a write-ahead audit).
-    fn needs_durable_audit(&self, _dry_run: bool) -> bool {
+    /// Whether this mode needs every event acknowledged by a broker (a write-ahead audit). Asked
+    /// right after the config is loaded, so a missing sink is refused before anything else.
+    fn needs_durable_audit(_config: &JobConfig<Self::Config>, _dry_run: bool) -> bool {
         false
     }
 
@@ -215,20 +216,20 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fatal(&format!("invalid config\n{e}")),
     };
-    let mut job = match J::prepare(job_args, &common, &config) {
-        Ok(j) => j,
-        Err(e) => return fatal(&format!("{e:#}")),
-    };
     let publisher = match Publisher::from_config(&config.kafka) {
         Ok(p) => p,
         Err(e) => return fatal(&e.to_string()),
     };
-    if job.needs_durable_audit(dry_run) && !publisher.is_durable() {
+    if J::needs_durable_audit(&config, dry_run) && !publisher.is_durable() {
         return fatal(&format!(
             "--execute needs a durable audit sink, but events go to {}: configure kafka.brokers (or GOV_KAFKA_BROKERS)",
             publisher.describe()
         ));
     }
+    let mut job = match J::prepare(job_args, &common, &config) {
+        Ok(j) => j,
+        Err(e) => return fatal(&format!("{e:#}")),
+    };
     let notifier = match Notifier::from_config(&config.notify, J::NAME) {
         Ok(n) => n,
         Err(e) => return fatal(&e.to_string()),

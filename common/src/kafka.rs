@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -142,18 +143,24 @@ impl Publisher {
                     value: Some(event_type),
                 });
                 let record = FutureRecord::to(&topic).key(key).payload(&payload).headers(headers);
-                // The queue timeout bounds waiting for space in the local queue; librdkafka's
-                // message.timeout.ms bounds the delivery itself, so the whole call is bounded.
-                match producer.send(record, Timeout::After(self.timeout)).await {
-                    Ok(d) => Ok(Delivery {
-                        topic,
+                // librdkafka's own timeouts (queue, message.timeout.ms) do not bound the wait once
+                // the broker is gone and the idempotent producer is re-acquiring its id, so the
+                // whole call gets a hard deadline: an unacknowledged event is an error on time.
+                // A message abandoned this way may still be delivered later; for the audit that
+                // is an intent without an outcome, which readers treat as "not done".
+                let send = producer.send(record, Timeout::After(self.timeout));
+                let failed = |source| Error::KafkaDelivery {
+                    event_type: event_type.to_string(),
+                    topic: topic.clone(),
+                    source,
+                };
+                match tokio::time::timeout(self.timeout, send).await {
+                    Ok(Ok(d)) => Ok(Delivery {
+                        topic: topic.clone(),
                         position: Some((d.partition, d.offset)),
                     }),
-                    Err((source, _)) => Err(Error::KafkaDelivery {
-                        event_type: event_type.to_string(),
-                        topic,
-                        source,
-                    }),
+                    Ok(Err((source, _))) => Err(failed(source)),
+                    Err(_) => Err(failed(KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut))),
                 }
             }
             Sink::Stderr => {

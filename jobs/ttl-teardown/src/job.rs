@@ -86,7 +86,7 @@ impl Job for TtlTeardown {
         })
     }
 
-    fn needs_durable_audit(&self, dry_run: bool) -> bool {
+    fn needs_durable_audit(_config: &JobConfig<TtlConfig>, dry_run: bool) -> bool {
         !dry_run
     }
 

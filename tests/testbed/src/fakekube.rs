@@ -20,7 +20,9 @@
 //! - The kinds of one table (`resources.rs`: namespaces, configmaps, secrets, services, service
 //!   accounts, pods, PVCs, deployments, statefulsets, jobs, cronjobs, ingresses, leases), at
 //!   their namespaced paths, their all-namespaces list paths (`/api/v1/secrets`, ...), and
-//!   `/status` subresources (which update only `.status`). Minimal discovery (`/api`, `/apis`,
+//!   `/status` subresources. As upstream, for kinds with one, writes to the object keep the stored
+//!   status, writes to `/status` change only the status, and a created object's status is
+//!   dropped (seed a status with [`FakeKube::insert`]). Minimal discovery (`/api`, `/apis`,
 //!   `/api/v1`, `/apis/{g}/{v}`, `/version`) for kubectl and `client.apiserver_version()`.
 //! - Lists: `{apiVersion, kind: <Kind>List, metadata: {resourceVersion, continue,
 //!   remainingItemCount}, items}` in namespace/name order, every item with `apiVersion`/`kind`;
@@ -34,7 +36,8 @@
 //!   delete-collection, and `dryRun=All` on every write.
 //! - Server-filled metadata: `uid` (UUID v4), one global resourceVersion bumped once per object
 //!   written or removed, `creationTimestamp` (RFC 3339 UTC, seconds, never changed by updates),
-//!   `generation` (bumped when anything outside metadata and status changes), the namespace from
+//!   `generation` on the kinds controllers act on (deployments, statefulsets, jobs, cronjobs,
+//!   ingresses; bumped when anything outside metadata and status changes), the namespace from
 //!   the URL (a different one in the body is 400). Namespaces get `status.phase: Active` and the
 //!   `kubernetes.io/metadata.name` label; secrets fold `stringData` into `data`.
 //! - Namespaces: `default`, `kube-node-lease`, `kube-public` and `kube-system` exist from the
@@ -48,7 +51,9 @@
 //! - No watch (405), no admission, no RBAC or authentication, no field managers (apply is a merge
 //!   patch; `fieldManager` and `force` are ignored), no strategic-merge list semantics (lists are
 //!   replaced whole), no controllers (deployments get no pods or status, services no cluster IP),
-//!   no finalizers or graceful deletion, no protobuf or Table output, no TLS.
+//!   no finalizers or graceful deletion, no TLS. JSON only: protobuf or CBOR bodies get 415 (so
+//!   `kubectl create ns x` fails while `kubectl create -f ns.yaml` works), and `Table` output is
+//!   never sent (kubectl falls back to its own printing).
 //! - List pages are not a snapshot: an object written between two pages shows up if it sorts
 //!   after the last key served.
 //!
@@ -309,7 +314,7 @@ impl RecordedRequest {
 ///
 /// ```
 /// # use testbed::fakekube::Fault;
-/// // The second delete of deployment `web` in `team-a` fails with 500, once.
+/// // The next delete of deployment `web` in `team-a` fails with 500; later ones succeed.
 /// let fault = Fault::new(500).method("DELETE").resource("deployments").namespace("team-a").name("web").times(1);
 /// # drop(fault);
 /// ```

@@ -67,43 +67,29 @@ pub enum Error {
     },
     /// The service kept running but did not become ready in time.
     #[error(
-        "{service} not ready after {waited:?} (waiting until {what}; last probe: {last_probe})\n\
-         command: `{command}`\nlast lines of {log}:\n{log_tail}"
+        "{} not ready after {waited:?} (waiting until {}; last probe: {last_probe})\n{startup}",
+        startup.service,
+        startup.what
     )]
     NotReady {
-        /// The service being started.
-        service: String,
-        /// The readiness condition, e.g. "GET /moto-api/ answers 200".
-        what: String,
         /// How long we waited.
         waited: Duration,
         /// The outcome of the last probe.
         last_probe: String,
-        /// The full command line.
-        command: String,
-        /// The log file.
-        log: String,
-        /// The last lines of the log.
-        log_tail: String,
+        /// The service, its command line and its log.
+        startup: Box<Startup>,
     },
     /// The service exited (or was stopped) while we waited for it.
     #[error(
-        "{service} exited ({status}) while waiting until {what}\n\
-         command: `{command}`\nlast lines of {log}:\n{log_tail}"
+        "{} exited ({status}) while waiting until {}\n{startup}",
+        startup.service,
+        startup.what
     )]
     Exited {
-        /// The service being started.
-        service: String,
-        /// The readiness condition.
-        what: String,
         /// How it ended, e.g. "exit code 2".
         status: String,
-        /// The full command line.
-        command: String,
-        /// The log file.
-        log: String,
-        /// The last lines of the log.
-        log_tail: String,
+        /// The service, its command line and its log.
+        startup: Box<Startup>,
     },
     /// A file-system or socket operation failed.
     #[error("{service}: {action}")]
@@ -152,6 +138,31 @@ pub enum Error {
 
 /// The result type of the test bed.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a start-up error reports about the service (boxed in [`Error`] to keep it small).
+#[derive(Debug)]
+pub struct Startup {
+    /// The service being started.
+    pub service: String,
+    /// The readiness condition, e.g. "GET /moto-api/ answers 200".
+    pub what: String,
+    /// The full command line.
+    pub command: String,
+    /// The log file (deleted when the process handle drops).
+    pub log: String,
+    /// The last lines of the log.
+    pub log_tail: String,
+}
+
+impl Display for Startup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "command: `{}`\nlast lines of {}:\n{}",
+            self.command, self.log, self.log_tail
+        )
+    }
+}
 
 /// The cache directory that `.ci/setup` installs into: `$GOV_CACHE`, else
 /// `/var/cache/governance-jobs`.
@@ -256,6 +267,7 @@ pub struct ManagedProcess {
     command_line: String,
     child: Option<Child>,
     log: tempfile::TempPath,
+    grace: Duration,
 }
 
 impl ManagedProcess {
@@ -341,6 +353,7 @@ impl ManagedProcess {
             command_line,
             child: Some(child),
             log,
+            grace: STOP_GRACE,
         })
     }
 
@@ -418,12 +431,8 @@ impl ManagedProcess {
         loop {
             if let Some(status) = self.exit_status() {
                 return Err(Error::Exited {
-                    service: self.service.clone(),
-                    what: what.to_owned(),
                     status,
-                    command: self.command_line.clone(),
-                    log: self.log.display().to_string(),
-                    log_tail: self.log_tail(LOG_TAIL_LINES),
+                    startup: self.startup(what),
                 });
             }
             let last_probe = match probe().await {
@@ -435,25 +444,39 @@ impl ManagedProcess {
             };
             if started.elapsed() >= timeout {
                 return Err(Error::NotReady {
-                    service: self.service.clone(),
-                    what: what.to_owned(),
                     waited: started.elapsed(),
                     last_probe,
-                    command: self.command_line.clone(),
-                    log: self.log.display().to_string(),
-                    log_tail: self.log_tail(LOG_TAIL_LINES),
+                    startup: self.startup(what),
                 });
             }
             tokio::time::sleep(PROBE_INTERVAL).await;
         }
     }
 
-    /// Stops the whole process group: SIGTERM, up to [`STOP_GRACE`] for the spawned command to
-    /// exit, then SIGKILL for whatever is left of the group, then reaps the command.
+    fn startup(&self, what: &str) -> Box<Startup> {
+        Box::new(Startup {
+            service: self.service.clone(),
+            what: what.to_owned(),
+            command: self.command_line.clone(),
+            log: self.log.display().to_string(),
+            log_tail: self.log_tail(LOG_TAIL_LINES),
+        })
+    }
+
+    /// Sets how long [`stop`](Self::stop) (and drop) waits between SIGTERM and SIGKILL;
+    /// [`STOP_GRACE`] unless changed. Zero means SIGKILL at once, for services with nothing to
+    /// flush whose graceful shutdown is slow.
+    pub fn set_stop_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
+    /// Stops the whole process group: SIGTERM, up to the grace period (see
+    /// [`set_stop_grace`](Self::set_stop_grace)) for the spawned command to exit, then SIGKILL
+    /// for whatever is left of the group, then reaps the command.
     ///
     /// Blocks for at most the grace period. Calling it again does nothing.
     pub fn stop(&mut self) {
-        self.stop_with_grace(STOP_GRACE);
+        self.stop_with_grace(self.grace);
     }
 
     /// Like [`stop`](Self::stop), but SIGKILLs the group at once (a crash rather than a shutdown).
@@ -485,6 +508,20 @@ impl ManagedProcess {
             Ok(status) => tracing::debug!(service = %self.service, %status, "stopped"),
             Err(e) => tracing::warn!(service = %self.service, error = %e, "cannot reap"),
         }
+        // SIGKILL takes effect when each target is next scheduled, which under load is not
+        // instant. Wait for it, so that a stopped service no longer holds its ports or files.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = live_group_members(group);
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(service = %self.service, ?left, "group members outlived SIGKILL");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -492,6 +529,31 @@ impl Drop for ManagedProcess {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Processes of group `group` that are not zombies (Linux `/proc`). Orphaned members become
+/// children of PID 1, which may reap them late or never, so a zombie counts as gone.
+fn live_group_members(group: Pid) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the parenthesised command name (which may contain anything): state, ppid,
+            // pgrp, …
+            let mut fields = stat
+                .rsplit_once(')')
+                .map_or("", |(_, rest)| rest)
+                .split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+            pgrp == Some(group.as_raw()) && !matches!(state, Some("Z" | "X") | None)
+        })
+        .collect()
 }
 
 fn pid_of(child: &Child) -> Pid {

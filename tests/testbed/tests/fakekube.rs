@@ -114,6 +114,10 @@ async fn create_fills_server_metadata_and_get_returns_it() -> anyhow::Result<()>
         .create(&PostParams::default(), &config_map("c", json!({})))
         .await?;
     assert!(rv(&cm) > rv(&ns));
+    assert_eq!(
+        cm.metadata.generation, None,
+        "config maps carry no generation upstream"
+    );
     assert_ne!(cm.metadata.uid, ns.metadata.uid);
     Ok(())
 }
@@ -294,6 +298,15 @@ async fn lease_lock_only_one_of_two_contenders_wins() -> anyhow::Result<()> {
         .get("leases", Some("default"), "ttl-teardown")
         .expect("lease exists");
     assert_eq!(stored["spec"]["holderIdentity"], "alice");
+
+    // As upstream, a PUT of a missing lease creates it (some election crates rely on that).
+    let fresh: Lease =
+        object(json!({"metadata": {"name": "other-lock"}, "spec": {"holderIdentity": "bob"}}));
+    let created = bobs
+        .replace("other-lock", &PostParams::default(), &fresh)
+        .await?;
+    assert!(created.metadata.uid.is_some());
+    assert!(kube.get("leases", Some("default"), "other-lock").is_some());
     Ok(())
 }
 
@@ -769,8 +782,7 @@ async fn the_namespace_comes_from_the_url() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn deployments_bump_generation_on_spec_changes_and_take_status_through_the_subresource()
--> anyhow::Result<()> {
+async fn deployments_bump_generation_and_split_status_from_spec() -> anyhow::Result<()> {
     let (_kube, client) = setup().await?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
     let created = deployments
@@ -812,6 +824,32 @@ async fn deployments_bump_generation_on_spec_changes_and_take_status_through_the
         updated.spec.as_ref().and_then(|s| s.replicas),
         Some(3),
         "the status subresource ignores spec"
+    );
+
+    // ...and the object's own endpoint ignores status, as upstream.
+    let ignored = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"readyReplicas": 0}, "metadata": {"labels": {"z": "1"}}}),
+            ),
+        )
+        .await?;
+    assert_eq!(
+        ignored.status.as_ref().and_then(|s| s.ready_replicas),
+        Some(2)
+    );
+    assert_eq!(ignored.labels().get("z").map(String::as_str), Some("1"));
+    let mut with_status = deployment("api", 1);
+    with_status.status = Some(object(json!({"readyReplicas": 5})));
+    let created = deployments
+        .create(&PostParams::default(), &with_status)
+        .await?;
+    assert_eq!(
+        created.status.and_then(|s| s.ready_replicas),
+        None,
+        "create drops the status"
     );
     Ok(())
 }

@@ -361,19 +361,11 @@ fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
-#[tokio::test]
-async fn dropping_a_managed_process_kills_its_whole_group() -> Result<()> {
-    let process = ManagedProcess::spawn(
-        "sleepers",
-        Path::new("/bin/sh"),
-        ["-c", "sleep 300 & sleep 300"],
-        &[],
-    )?;
-    let pgid = process.pid().context("no pid")?;
-    // Wait for the shell to have forked both sleeps: the shell plus two (or, if it execs the
-    // last command, the two sleeps alone).
+/// Waits until the group led by `pgid` holds two `sleep`s, and returns its live members.
+async fn members_once_both_sleeps_run(pgid: u32) -> Result<Vec<u32>> {
+    // The shell plus two sleeps (or the two sleeps alone, if the shell execs the last command).
     let started = Instant::now();
-    let members = loop {
+    loop {
         let members = group_members(pgid);
         let sleeps = members
             .iter()
@@ -383,14 +375,25 @@ async fn dropping_a_managed_process_kills_its_whole_group() -> Result<()> {
             })
             .count();
         if sleeps == 2 {
-            break members;
+            return Ok(members);
         }
         ensure!(
             started.elapsed() < Duration::from_secs(10),
             "expected two sleeps in group {pgid}, found {members:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    }
+}
+
+#[tokio::test]
+async fn dropping_a_managed_process_kills_its_whole_group() -> Result<()> {
+    let process = ManagedProcess::spawn(
+        "sleepers",
+        Path::new("/bin/sh"),
+        ["-c", "sleep 300 & sleep 300"],
+        &[],
+    )?;
+    let members = members_once_both_sleeps_run(process.pid().context("no pid")?).await?;
 
     drop(process);
     let still_alive: Vec<u32> = members.iter().copied().filter(|pid| alive(*pid)).collect();
@@ -398,6 +401,35 @@ async fn dropping_a_managed_process_kills_its_whole_group() -> Result<()> {
         still_alive.is_empty(),
         "{still_alive:?} of {members:?} survived the drop"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stop_escalates_to_sigkill_for_a_group_that_ignores_sigterm() -> Result<()> {
+    // An ignored signal stays ignored across fork and exec, so the sleeps ignore SIGTERM too.
+    let mut process = ManagedProcess::spawn(
+        "stubborn",
+        Path::new("/bin/sh"),
+        ["-c", "trap '' TERM; sleep 300 & sleep 300"],
+        &[],
+    )?;
+    let grace = Duration::from_millis(300);
+    process.set_stop_grace(grace);
+    let members = members_once_both_sleeps_run(process.pid().context("no pid")?).await?;
+
+    let started = Instant::now();
+    process.stop();
+    let took = started.elapsed();
+    let still_alive: Vec<u32> = members.iter().copied().filter(|pid| alive(*pid)).collect();
+    ensure!(
+        still_alive.is_empty(),
+        "{still_alive:?} of {members:?} survived stop()"
+    );
+    ensure!(
+        took >= grace && took < grace + Duration::from_secs(2),
+        "stop took {took:?}: it should wait out the {grace:?} grace, then SIGKILL"
+    );
+    ensure!(process.pid().is_none(), "a stopped process has no pid");
     Ok(())
 }
 

@@ -38,6 +38,10 @@ pub(crate) struct Resource {
     pub names: NameRule,
     /// Short names advertised in discovery (for kubectl).
     pub short_names: &'static [&'static str],
+    /// Whether objects carry `metadata.generation` (kinds whose spec a controller acts on).
+    pub generation: bool,
+    /// Whether the kind is in the `all` category (`kubectl get all`), as upstream.
+    pub in_all: bool,
 }
 
 impl Resource {
@@ -59,6 +63,8 @@ impl Resource {
             fields: &[],
             names: NameRule::Subdomain,
             short_names: &[],
+            in_all: false,
+            generation: false,
         }
     }
 
@@ -105,6 +111,16 @@ impl Resource {
         self
     }
 
+    const fn generation(mut self) -> Self {
+        self.generation = true;
+        self
+    }
+
+    const fn in_all(mut self) -> Self {
+        self.in_all = true;
+        self
+    }
+
     /// `apiVersion` of objects of this kind: `v1` for the core group, `group/version` otherwise.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -138,31 +154,42 @@ pub(crate) const RESOURCES: &[Resource] = &[
         .names(NameRule::Label1035)
         .create_on_update()
         .status()
-        .short(&["svc"]),
+        .short(&["svc"])
+        .in_all(),
     Resource::namespaced("", "v1", "ServiceAccount", "serviceaccounts").short(&["sa"]),
     Resource::namespaced("", "v1", "Pod", "pods")
         .status()
         .fields(&["status.phase", "spec.nodeName"])
-        .short(&["po"]),
+        .short(&["po"])
+        .in_all(),
     Resource::namespaced("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
         .status()
         .short(&["pvc"]),
     // apps/v1.
     Resource::namespaced("apps", "v1", "Deployment", "deployments")
         .status()
-        .short(&["deploy"]),
+        .short(&["deploy"])
+        .generation()
+        .in_all(),
     Resource::namespaced("apps", "v1", "StatefulSet", "statefulsets")
         .status()
-        .short(&["sts"]),
+        .short(&["sts"])
+        .generation()
+        .in_all(),
     // batch/v1.
-    Resource::namespaced("batch", "v1", "Job", "jobs").status(),
+    Resource::namespaced("batch", "v1", "Job", "jobs")
+        .status()
+        .in_all(),
     Resource::namespaced("batch", "v1", "CronJob", "cronjobs")
         .status()
-        .short(&["cj"]),
+        .short(&["cj"])
+        .generation()
+        .in_all(),
     // networking.k8s.io/v1.
     Resource::namespaced("networking.k8s.io", "v1", "Ingress", "ingresses")
         .status()
-        .short(&["ing"]),
+        .short(&["ing"])
+        .generation(),
     // coordination.k8s.io/v1: leader election and run locks.
     Resource::namespaced("coordination.k8s.io", "v1", "Lease", "leases").create_on_update(),
 ];

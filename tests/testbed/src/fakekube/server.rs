@@ -152,6 +152,9 @@ fn respond(
         .map(|Query(q)| q)
         .map_err(|e| ApiError::new(400, format!("invalid query string: {e}")))?;
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+    if matches!(*method, Method::POST | Method::PUT) {
+        check_json_content(headers)?;
+    }
     let store = &mut inner.store;
     match (target, method.clone()) {
         (Target::Document(doc), Method::GET) => Ok((200, doc)),
@@ -291,6 +294,22 @@ fn list_query(query: &HashMap<String, String>) -> ListQuery {
         limit: query.get("limit").and_then(|l| l.parse().ok()),
         continue_token: query.get("continue").cloned(),
     }
+}
+
+/// Refuses bodies in the binary encodings kubectl's typed commands prefer (protobuf, CBOR): the
+/// fake speaks JSON only, and says so with the 415 the real server uses for unknown encodings.
+fn check_json_content(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::new(
+            415,
+            format!("fakekube accepts JSON bodies only, not {content_type:?}"),
+        ));
+    }
+    Ok(())
 }
 
 fn json_body(body: &[u8]) -> Result<Value, ApiError> {
@@ -454,6 +473,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind,
             "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update"],
             "shortNames": r.short_names,
+            "categories": if r.in_all { vec!["all"] } else { vec![] },
         }));
         if r.status_subresource {
             resources.push(json!({

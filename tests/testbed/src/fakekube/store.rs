@@ -300,6 +300,13 @@ impl Store {
         if self.get(res, namespace.as_deref(), &name).is_some() {
             return Err(ApiError::already_exists(res, &name));
         }
+        if origin == Origin::Api
+            && res.status_subresource
+            && let Some(m) = obj.as_object_mut()
+        {
+            // As upstream: a new object's status is the server's to set, not the client's.
+            m.remove("status");
+        }
         let obj = self.fill(res, namespace.as_deref(), &name, obj, None, origin);
         Ok(if dry_run { obj } else { self.commit(res, obj) })
     }
@@ -348,11 +355,7 @@ impl Store {
             return Err(ApiError::not_found(res, name));
         };
         check_resource_version(res, name, &obj, &existing)?;
-        let obj = if status_only {
-            with_status_of(&existing, &obj)
-        } else {
-            obj
-        };
+        let obj = split_status(res, &existing, obj, status_only);
         let obj = self.fill(
             res,
             namespace.as_deref(),
@@ -411,11 +414,7 @@ impl Store {
         let namespace = reconcile_namespace(res, namespace, &mut obj)?;
         check_name_matches(name, &obj)?;
         check_resource_version(res, name, &obj, &existing)?;
-        let obj = if status_only {
-            with_status_of(&existing, &obj)
-        } else {
-            obj
-        };
+        let obj = split_status(res, &existing, obj, status_only);
         let obj = self.fill(
             res,
             namespace.as_deref(),
@@ -660,7 +659,11 @@ impl Store {
             "resourceVersion".into(),
             json!((self.resource_version + 1).to_string()),
         );
-        meta.insert("generation".into(), json!(generation));
+        if res.generation {
+            meta.insert("generation".into(), json!(generation));
+        } else {
+            meta.remove("generation");
+        }
         apply_defaults(res, name, &mut obj);
         obj
     }
@@ -676,10 +679,22 @@ fn spec_of(obj: &Value) -> Value {
     v
 }
 
-/// The stored object with only `.status` taken from `update` (the `/status` subresource).
-fn with_status_of(existing: &Value, update: &Value) -> Value {
-    let mut obj = existing.clone();
-    match update.get("status") {
+/// Upstream splits a kind with a status subresource in two: writes to the object keep the stored
+/// status, and writes to `/status` keep everything but the status.
+fn split_status(res: &Resource, existing: &Value, update: Value, status_only: bool) -> Value {
+    if status_only {
+        with_status_of(existing, &update)
+    } else if res.status_subresource {
+        with_status_of(&update, existing)
+    } else {
+        update
+    }
+}
+
+/// `base` with its `.status` replaced by that of `source` (removed if `source` has none).
+fn with_status_of(base: &Value, source: &Value) -> Value {
+    let mut obj = base.clone();
+    match source.get("status") {
         Some(status) => obj["status"] = status.clone(),
         None => {
             if let Some(m) = obj.as_object_mut() {
@@ -829,6 +844,9 @@ fn apply_defaults(res: &Resource, name: &str, obj: &mut Value) {
                 obj["status"]["phase"] = json!("Active");
             }
         }
+        "pods" if obj["status"]["phase"].as_str().is_none() => {
+            obj["status"]["phase"] = json!("Pending");
+        }
         "secrets" => {
             if let Some(Value::Object(strings)) =
                 obj.as_object_mut().and_then(|m| m.remove("stringData"))
@@ -874,7 +892,7 @@ fn encode_continue(key: &Key) -> String {
 
 fn decode_continue(token: &str) -> Result<Key, ApiError> {
     let bad = || ApiError::new(400, format!("invalid continue token {token:?}"));
-    if token.len() % 2 != 0 || !token.is_ascii() {
+    if !token.len().is_multiple_of(2) || !token.is_ascii() {
         return Err(bad());
     }
     let bytes = (0..token.len())

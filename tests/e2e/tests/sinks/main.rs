@@ -1,0 +1,42 @@
+//! The shared sinks against real local services: the Kafka publisher (librdkafka's mock cluster
+//! and a real tansu broker), the Pushgateway pusher, and the notifier (aiosmtpd over plain SMTP
+//! and STARTTLS, chat and pager webhooks served on loopback), and the AWS and Kubernetes clients
+//! (moto, the project's fake API server).
+
+mod clients;
+mod kafka;
+mod metrics;
+mod notify;
+
+use common::event::{Finding, ResultEvent, SCHEMA_VERSION, Severity, Status, Summary};
+
+/// A result event with every field set, for round trips.
+pub fn sample_event(job: &str) -> ResultEvent {
+    let t = |s: &str| s.parse::<jiff::Timestamp>().expect("timestamp");
+    let findings = vec![
+        Finding::new("resource-expired", Severity::Critical, "arn:aws:ec2:us-east-1:111111111111:instance/i-1", "expired")
+            .with("action", "delete")
+            .with("cost_avoided_usd", 59.9),
+        Finding::new("tag-violation", Severity::Warning, "k8s:preview", "missing owner").with("action", "none"),
+    ];
+    ResultEvent {
+        schema_version: SCHEMA_VERSION.to_string(),
+        job_name: job.to_string(),
+        run_id: uuid_like(),
+        started_at: t("2026-11-23T12:00:00Z"),
+        completed_at: t("2026-11-23T12:00:03.5Z"),
+        duration_seconds: 3.5,
+        status: Status::Partial,
+        dry_run: true,
+        evaluated_at: t("2026-11-23T12:00:00Z"),
+        summary: Summary::from_findings(7, &findings),
+        findings,
+        alerts_sent: vec![],
+        errors: vec!["one thing failed".to_string()],
+        details: serde_json::Map::new(),
+    }
+}
+
+fn uuid_like() -> String {
+    format!("run-{}", std::process::id())
+}
