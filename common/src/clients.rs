@@ -35,7 +35,11 @@ pub fn aws_targets(config: &AwsConfig) -> Vec<AwsTarget> {
         }
     }
     for account in &config.accounts {
-        let regions = if account.regions.is_empty() { &config.regions } else { &account.regions };
+        let regions = if account.regions.is_empty() {
+            &config.regions
+        } else {
+            &account.regions
+        };
         for region in regions {
             targets.push(AwsTarget {
                 account: account.id.clone(),
@@ -51,11 +55,20 @@ pub fn aws_targets(config: &AwsConfig) -> Vec<AwsTarget> {
 /// The SDK config for one target: default credential chain, the region, the endpoint override,
 /// and the account's role assumed on top when one is configured.
 pub async fn aws_sdk_config(config: &AwsConfig, target: &AwsTarget) -> SdkConfig {
-    aws_sdk_config_from(aws_config::defaults(BehaviorVersion::latest()), config, target).await
+    aws_sdk_config_from(
+        aws_config::defaults(BehaviorVersion::latest()),
+        config,
+        target,
+    )
+    .await
 }
 
 /// [`aws_sdk_config`] starting from a given loader (tests pass one with static credentials).
-pub async fn aws_sdk_config_from(loader: ConfigLoader, config: &AwsConfig, target: &AwsTarget) -> SdkConfig {
+pub async fn aws_sdk_config_from(
+    loader: ConfigLoader,
+    config: &AwsConfig,
+    target: &AwsTarget,
+) -> SdkConfig {
     let mut loader = loader.region(Region::new(target.region.clone()));
     if let Some(url) = &config.endpoint_url {
         loader = loader.endpoint_url(url.as_str());
@@ -86,13 +99,18 @@ pub async fn kube_client(config: &KubernetesConfig) -> Result<kube::Client, Erro
     };
     let kube_config = match (&config.kubeconfig, &config.context) {
         (Some(path), _) => {
-            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| kube_err(Box::new(e)))?;
+            let file =
+                kube::config::Kubeconfig::read_from(path).map_err(|e| kube_err(Box::new(e)))?;
             kube::Config::from_custom_kubeconfig(file, &options)
                 .await
                 .map_err(|e| kube_err(Box::new(e)))?
         }
-        (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| kube_err(Box::new(e)))?,
-        (None, None) => kube::Config::infer().await.map_err(|e| kube_err(Box::new(e)))?,
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| kube_err(Box::new(e)))?,
+        (None, None) => kube::Config::infer()
+            .await
+            .map_err(|e| kube_err(Box::new(e)))?,
     };
     kube::Client::try_from(kube_config).map_err(|e| kube_err(Box::new(e)))
 }
@@ -120,7 +138,10 @@ mod tests {
                 },
             ],
         };
-        let t: Vec<(String, String)> = aws_targets(&config).into_iter().map(|t| (t.account, t.region)).collect();
+        let t: Vec<(String, String)> = aws_targets(&config)
+            .into_iter()
+            .map(|t| (t.account, t.region))
+            .collect();
         assert_eq!(
             t,
             [

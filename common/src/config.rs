@@ -39,7 +39,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// A problem tied to a field but not to a position (cross-field validation).
-    pub fn field(file: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn field(
+        file: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigError {
             file: file.into(),
             line: None,
@@ -132,7 +136,9 @@ impl HostPort {
         }
         match port.parse::<u16>() {
             Ok(p) if p > 0 => Ok(HostPort(s.to_string())),
-            _ => Err(format!("expected host:port with a port in 1..65535, got {s:?}")),
+            _ => Err(format!(
+                "expected host:port with a port in 1..65535, got {s:?}"
+            )),
         }
     }
 
@@ -161,7 +167,9 @@ impl HttpUrl {
             .or_else(|| s.strip_prefix("https://"))
             .ok_or_else(|| format!("expected an http:// or https:// url, got {s:?}"))?;
         if rest.is_empty() || rest.starts_with('/') || s.contains(char::is_whitespace) {
-            return Err(format!("expected an http:// or https:// url with a host, got {s:?}"));
+            return Err(format!(
+                "expected an http:// or https:// url with a host, got {s:?}"
+            ));
         }
         Ok(HttpUrl(s.trim_end_matches('/').to_string()))
     }
@@ -188,7 +196,11 @@ impl<'de> Deserialize<'de> for HumanDuration {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s)
             .map(HumanDuration)
-            .map_err(|e| serde::de::Error::custom(format!("expected a duration such as 10s or 5m, got {s:?} ({e})")))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "expected a duration such as 10s or 5m, got {s:?} ({e})"
+                ))
+            })
     }
 }
 
@@ -213,7 +225,11 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !s.contains(char::is_whitespace);
-        if ok { Ok(Email(s.to_string())) } else { Err(bad()) }
+        if ok {
+            Ok(Email(s.to_string()))
+        } else {
+            Err(bad())
+        }
     }
 
     /// The address text.
@@ -477,7 +493,10 @@ pub struct KubernetesConfig {
 
 /// The environment variables that override config values, and what each sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
-    ("GOV_KAFKA_BROKERS", "kafka.brokers (comma-separated host:port)"),
+    (
+        "GOV_KAFKA_BROKERS",
+        "kafka.brokers (comma-separated host:port)",
+    ),
     ("GOV_PUSHGATEWAY_URL", "pushgateway.url"),
     ("GOV_SMTP_HOST", "notify.smtp.host"),
     ("GOV_SMTP_PORT", "notify.smtp.port"),
@@ -539,7 +558,10 @@ impl<J> JobConfig<J> {
             if let Some(v) = get("GOV_SMTP_PORT") {
                 match v.parse::<u16>() {
                     Ok(p) => smtp.port = Some(p),
-                    Err(_) => problems.push(env_err("GOV_SMTP_PORT", format!("expected a port number, got {v:?}"))),
+                    Err(_) => problems.push(env_err(
+                        "GOV_SMTP_PORT",
+                        format!("expected a port number, got {v:?}"),
+                    )),
                 }
             }
             if let Some(v) = get("GOV_SMTP_USERNAME") {
@@ -560,13 +582,22 @@ impl<J> JobConfig<J> {
             });
         }
         if let Some(v) = get("GOV_PAGERDUTY_ROUTING_KEY") {
-            let url = self.notify.pagerduty.take().map(|p| p.url).unwrap_or_else(default_pagerduty_url);
+            let url = self
+                .notify
+                .pagerduty
+                .take()
+                .map(|p| p.url)
+                .unwrap_or_else(default_pagerduty_url);
             self.notify.pagerduty = Some(PagerDutyConfig {
                 routing_key: SecretString::from(v),
                 url,
             });
         }
-        if problems.is_empty() { Ok(()) } else { Err(Error::Config(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(problems))
+        }
     }
 }
 
@@ -583,7 +614,9 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(SecretString::from(text.trim_end_matches(['\n', '\r']).to_string()))
+    Ok(SecretString::from(
+        text.trim_end_matches(['\n', '\r']).to_string(),
+    ))
 }
 
 #[cfg(test)]
@@ -623,32 +656,51 @@ mod tests {
 
     #[test]
     fn bad_broker_names_line_column_and_field() {
-        let text = "job:\n  name: x\nkafka:\n  brokers:\n    - \"kafka-0:9092\"\n    - \"localhost\"\n";
+        let text =
+            "job:\n  name: x\nkafka:\n  brokers:\n    - \"kafka-0:9092\"\n    - \"localhost\"\n";
         let e = only_error(parse(text));
         assert_eq!(e.file, "config.yaml");
         assert_eq!(e.line, Some(6), "{e}");
         assert_eq!(e.column, Some(7), "{e}");
         assert_eq!(e.field.as_deref(), Some("kafka.brokers[1]"), "{e}");
         assert!(e.message.contains("expected host:port"), "{e}");
-        assert!(e.to_string().starts_with("config.yaml:6:7: kafka.brokers[1]: expected host:port"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("config.yaml:6:7: kafka.brokers[1]: expected host:port"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_field_is_an_error_naming_it() {
-        let e = only_error(parse("job:\n  name: x\npushgateway:\n  url: http://p:9091\n  tiemout: 5s\n"));
+        let e = only_error(parse(
+            "job:\n  name: x\npushgateway:\n  url: http://p:9091\n  tiemout: 5s\n",
+        ));
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.message.contains("tiemout"), "{e}");
         assert_eq!(e.field.as_deref(), Some("pushgateway.tiemout"), "{e}");
-        assert!(e.to_string().starts_with("config.yaml:5:3: pushgateway.tiemout: unknown field"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("config.yaml:5:3: pushgateway.tiemout: unknown field"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_duration_and_url_are_reported_with_position() {
         let e = only_error(parse("job:\n  name: x\nkafka:\n  delivery_timeout: soon\n"));
-        assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("kafka.delivery_timeout")), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(4), Some("kafka.delivery_timeout")),
+            "{e}"
+        );
         assert!(e.message.contains("expected a duration"), "{e}");
         let e = only_error(parse("job:\n  name: x\npushgateway:\n  url: ftp://x\n"));
-        assert_eq!((e.line, e.field.as_deref()), (Some(4), Some("pushgateway.url")), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (Some(4), Some("pushgateway.url")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -665,7 +717,10 @@ mod tests {
 
     #[test]
     fn env_overrides_replace_endpoints_and_secrets() {
-        let mut c = parse("job:\n  name: x\nnotify:\n  smtp:\n    host: mail\n    from: jobs@example.com\n").expect("valid");
+        let mut c = parse(
+            "job:\n  name: x\nnotify:\n  smtp:\n    host: mail\n    from: jobs@example.com\n",
+        )
+        .expect("valid");
         let env: BTreeMap<&str, &str> = [
             ("GOV_KAFKA_BROKERS", "a:9092, b:9093"),
             ("GOV_PUSHGATEWAY_URL", "http://pgw:9091/"),
@@ -674,15 +729,25 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        c.apply_env(|k| env.get(k).map(|v| v.to_string())).expect("valid overrides");
+        c.apply_env(|k| env.get(k).map(|v| v.to_string()))
+            .expect("valid overrides");
         let brokers: Vec<&str> = c.kafka.brokers.iter().map(HostPort::as_str).collect();
         assert_eq!(brokers, ["a:9092", "b:9093"]);
-        assert_eq!(c.pushgateway.as_ref().map(|p| p.url.as_str()), Some("http://pgw:9091"));
+        assert_eq!(
+            c.pushgateway.as_ref().map(|p| p.url.as_str()),
+            Some("http://pgw:9091")
+        );
         let smtp = c.notify.smtp.as_ref().expect("smtp");
         assert_eq!(smtp.port, Some(2525));
         use secrecy::ExposeSecret;
-        assert_eq!(smtp.password.as_ref().map(|p| p.expose_secret()), Some("hunter2"));
-        assert!(!format!("{smtp:?}").contains("hunter2"), "debug output must redact secrets");
+        assert_eq!(
+            smtp.password.as_ref().map(|p| p.expose_secret()),
+            Some("hunter2")
+        );
+        assert!(
+            !format!("{smtp:?}").contains("hunter2"),
+            "debug output must redact secrets"
+        );
     }
 
     #[test]
@@ -691,7 +756,11 @@ mod tests {
         let err = c
             .apply_env(|k| (k == "GOV_KAFKA_BROKERS").then(|| "nope".to_string()))
             .expect_err("invalid override");
-        assert!(err.to_string().starts_with("env:GOV_KAFKA_BROKERS: expected host:port"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("env:GOV_KAFKA_BROKERS: expected host:port"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -699,7 +768,9 @@ mod tests {
         for good in ["a@b.io", "first.last+tag@corp.example.com"] {
             assert!(Email::parse(good).is_ok(), "{good}");
         }
-        for bad in ["", "a", "@b.io", "a@", "a@b", "a@@b.io", "a b@c.io", "a@.io", "a@io."] {
+        for bad in [
+            "", "a", "@b.io", "a@", "a@b", "a@@b.io", "a b@c.io", "a@.io", "a@io.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -27,9 +27,9 @@ pub enum Error {
     KafkaClient {
         /// The bootstrap servers we tried.
         brokers: String,
-        /// The librdkafka error.
+        /// The librdkafka error (boxed: it is large).
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// The broker did not acknowledge an event within the delivery timeout.
@@ -39,9 +39,9 @@ pub enum Error {
         event_type: String,
         /// The topic it was sent to.
         topic: String,
-        /// The librdkafka error (for example `MessageTimedOut`).
+        /// The librdkafka error (for example `MessageTimedOut`; boxed: it is large).
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// The local JSONL fallback sink could not be written.

@@ -114,7 +114,12 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with no job-specific fields yet.
-    pub fn new(kind: impl Into<String>, severity: Severity, resource: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: impl Into<String>,
+        severity: Severity,
+        resource: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Finding {
             kind: kind.into(),
             severity,
@@ -213,7 +218,12 @@ mod tests {
     #[test]
     fn summary_counts_each_severity() {
         let f = |s| Finding::new("t", s, "r", "m");
-        let findings = [f(Severity::Critical), f(Severity::Warning), f(Severity::Warning), f(Severity::Ok)];
+        let findings = [
+            f(Severity::Critical),
+            f(Severity::Warning),
+            f(Severity::Warning),
+            f(Severity::Ok),
+        ];
         let s = Summary::from_findings(10, &findings);
         assert_eq!(
             s,
@@ -229,9 +239,14 @@ mod tests {
 
     #[test]
     fn finding_serialises_with_contract_names_and_flattened_fields() {
-        let f = Finding::new("resource-expired", Severity::Critical, "arn:aws:ec2:us-east-1:1:instance/i-1", "expired")
-            .with("action", "delete")
-            .with("cost_avoided_usd", 12.5);
+        let f = Finding::new(
+            "resource-expired",
+            Severity::Critical,
+            "arn:aws:ec2:us-east-1:1:instance/i-1",
+            "expired",
+        )
+        .with("action", "delete")
+        .with("cost_avoided_usd", 12.5);
         let v = serde_json::to_value(&f).expect("serialise");
         assert_eq!(v["type"], "resource-expired");
         assert_eq!(v["severity"], "critical");

@@ -23,7 +23,9 @@ use serde_json::{Map, Value};
 use crate::Error;
 use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::{JobConfig, load_job_config};
-use crate::event::{AlertSent, Envelope, Finding, ResultEvent, SCHEMA_VERSION, Severity, Status, Summary};
+use crate::event::{
+    AlertSent, Envelope, Finding, ResultEvent, SCHEMA_VERSION, Severity, Status, Summary,
+};
 use crate::kafka::{Delivery, Publisher};
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
@@ -128,7 +130,12 @@ pub struct RunContext<'a, C> {
 
 impl<C> RunContext<'_, C> {
     /// Publishes a non-result event (in an [`Envelope`]) and waits for its acknowledgement.
-    pub async fn emit<T: Serialize>(&self, event_type: &str, key: &str, data: T) -> Result<Delivery, Error> {
+    pub async fn emit<T: Serialize>(
+        &self,
+        event_type: &str,
+        key: &str,
+        data: T,
+    ) -> Result<Delivery, Error> {
         let envelope = Envelope {
             event_type: event_type.to_string(),
             schema_version: SCHEMA_VERSION.to_string(),
@@ -154,7 +161,11 @@ pub trait Job: Sized {
     type Config: DeserializeOwned;
 
     /// Checks and loads what the run needs, before any side effect; an error exits 2.
-    fn prepare(args: Self::Args, common: &CommonArgs, config: &JobConfig<Self::Config>) -> anyhow::Result<Self>;
+    fn prepare(
+        args: Self::Args,
+        common: &CommonArgs,
+        config: &JobConfig<Self::Config>,
+    ) -> anyhow::Result<Self>;
 
     /// Whether this mode needs every event acknowledged by a broker (a write-ahead audit). Asked
     /// right after the config is loaded, so a missing sink is refused before anything else.
@@ -166,7 +177,10 @@ pub trait Job: Sized {
     fn register_metrics(&mut self, _metrics: &mut Metrics) {}
 
     /// The job body.
-    fn run(&self, ctx: &RunContext<'_, Self::Config>) -> impl Future<Output = Result<Report, JobError>>;
+    fn run(
+        &self,
+        ctx: &RunContext<'_, Self::Config>,
+    ) -> impl Future<Output = Result<Report, JobError>>;
 
     /// The report for people; by default one line per finding.
     fn render_table(&self, event: &ResultEvent) -> String {
@@ -176,27 +190,33 @@ pub trait Job: Sized {
 
 /// Parses the process's arguments and runs `J`; the whole life of a job binary.
 pub fn main<J: Job>() -> ExitCode {
-    let command = CommonArgs::augment_args(J::Args::augment_args(
-        clap::Command::new(J::NAME).about(J::ABOUT).version(env!("CARGO_PKG_VERSION")),
-    ));
-    let matches = command.get_matches();
-    let parsed = CommonArgs::from_arg_matches(&matches).and_then(|c| Ok((c, J::Args::from_arg_matches(&matches)?)));
+    let matches = command::<J>()
+        .version(env!("CARGO_PKG_VERSION"))
+        .get_matches();
+    let parsed = CommonArgs::from_arg_matches(&matches)
+        .and_then(|c| Ok((c, J::Args::from_arg_matches(&matches)?)));
     let (common, job_args) = match parsed {
         Ok(p) => p,
         Err(e) => e.exit(),
     };
     logging::init(common.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fatal(&format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(run::<J>(common, job_args))
 }
 
-/// The `--help` text of `J`, for tests and docs.
-pub fn help<J: Job>() -> String {
-    let mut command = CommonArgs::augment_args(J::Args::augment_args(clap::Command::new(J::NAME).about(J::ABOUT)));
-    command.render_long_help().to_string()
+/// The command line of `J`: its own options, then the common ones. The about text is set last
+/// because deriving `Args` sets it from each struct's doc comment.
+fn command<J: Job>() -> clap::Command {
+    let short = J::ABOUT.lines().next().unwrap_or(J::NAME);
+    CommonArgs::augment_args(J::Args::augment_args(clap::Command::new(J::NAME)))
+        .about(short)
+        .long_about(J::ABOUT)
 }
 
 fn fatal(message: &str) -> ExitCode {
@@ -263,7 +283,11 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
     };
     let (report, status, aborted) = match job.run(&ctx).await {
         Ok(report) => {
-            let derived = if report.errors.is_empty() { Status::Success } else { Status::Partial };
+            let derived = if report.errors.is_empty() {
+                Status::Success
+            } else {
+                Status::Partial
+            };
             let status = report.status.unwrap_or(derived);
             (report, status, false)
         }
@@ -322,10 +346,20 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
             publish_failed = true;
         }
     }
-    let severities = [Severity::Critical, Severity::Warning, Severity::Info, Severity::Ok];
+    let severities = [
+        Severity::Critical,
+        Severity::Warning,
+        Severity::Info,
+        Severity::Ok,
+    ];
     let counts: Vec<(Severity, u64)> = severities
         .iter()
-        .map(|s| (*s, event.findings.iter().filter(|f| f.severity == *s).count() as u64))
+        .map(|s| {
+            (
+                *s,
+                event.findings.iter().filter(|f| f.severity == *s).count() as u64,
+            )
+        })
         .collect();
     metrics.record_run(status, elapsed, completed_at, &counts);
     if let Some(pgw) = &config.pushgateway {
@@ -338,7 +372,11 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         }
     }
     publisher.flush();
-    tracing::info!(status = status.as_str(), findings = event.findings.len(), "run finished");
+    tracing::info!(
+        status = status.as_str(),
+        findings = event.findings.len(),
+        "run finished"
+    );
 
     ExitCode::from(if aborted {
         EXIT_FATAL
@@ -351,7 +389,11 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
 
 /// One line per finding: severity, type, resource, message.
 pub fn default_table(event: &ResultEvent) -> String {
-    let mut rows = vec![["SEVERITY", "TYPE", "RESOURCE", "MESSAGE"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["SEVERITY", "TYPE", "RESOURCE", "MESSAGE"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for f in &event.findings {
         rows.push(vec![
             f.severity.as_str().to_string(),
@@ -389,7 +431,13 @@ pub fn summary_line(event: &ResultEvent) -> String {
 pub fn render_rows(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {

@@ -34,9 +34,15 @@ pub struct Delivery {
 }
 
 enum Sink {
-    Kafka { producer: FutureProducer, brokers: String },
+    Kafka {
+        producer: FutureProducer,
+        brokers: String,
+    },
     Stderr,
-    File { path: std::path::PathBuf, file: Mutex<std::fs::File> },
+    File {
+        path: std::path::PathBuf,
+        file: Mutex<std::fs::File>,
+    },
 }
 
 /// Publishes JSON events by type, keyed, to Kafka or the local fallback.
@@ -49,7 +55,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("sink", &self.describe()).finish()
+        f.debug_struct("Publisher")
+            .field("sink", &self.describe())
+            .finish()
     }
 }
 
@@ -87,7 +95,10 @@ impl Publisher {
                 .set("enable.idempotence", "true")
                 .set("acks", "all")
                 .set("message.timeout.ms", timeout.as_millis().to_string())
-                .set("socket.timeout.ms", timeout.as_millis().max(1000).to_string())
+                .set(
+                    "socket.timeout.ms",
+                    timeout.as_millis().max(1000).to_string(),
+                )
                 .set("linger.ms", "5")
                 .set("client.id", "governance-jobs");
             for (k, v) in &config.properties {
@@ -95,7 +106,7 @@ impl Publisher {
             }
             let producer: FutureProducer = cc.create().map_err(|source| Error::KafkaClient {
                 brokers: brokers.clone(),
-                source,
+                source: Box::new(source),
             })?;
             Sink::Kafka { producer, brokers }
         };
@@ -117,7 +128,10 @@ impl Publisher {
         match &self.sink {
             Sink::Kafka { brokers, .. } => format!("kafka brokers {brokers}"),
             Sink::Stderr => "stderr as json lines (no kafka brokers configured)".to_string(),
-            Sink::File { path, .. } => format!("{} as json lines (no kafka brokers configured)", path.display()),
+            Sink::File { path, .. } => format!(
+                "{} as json lines (no kafka brokers configured)",
+                path.display()
+            ),
         }
     }
 
@@ -126,11 +140,19 @@ impl Publisher {
         if event_type == RESULT_EVENT_TYPE {
             return self.results_topic.clone();
         }
-        self.topics.get(event_type).cloned().unwrap_or_else(|| event_type.to_string())
+        self.topics
+            .get(event_type)
+            .cloned()
+            .unwrap_or_else(|| event_type.to_string())
     }
 
     /// Publishes one event and waits until it is acknowledged (or the delivery timeout passes).
-    pub async fn publish<T: Serialize + ?Sized>(&self, event_type: &str, key: &str, event: &T) -> Result<Delivery, Error> {
+    pub async fn publish<T: Serialize + ?Sized>(
+        &self,
+        event_type: &str,
+        key: &str,
+        event: &T,
+    ) -> Result<Delivery, Error> {
         let topic = self.topic_for(event_type);
         let payload = serde_json::to_vec(event).map_err(|source| Error::Encode {
             what: format!("{event_type} event"),
@@ -142,7 +164,10 @@ impl Publisher {
                     key: "event_type",
                     value: Some(event_type),
                 });
-                let record = FutureRecord::to(&topic).key(key).payload(&payload).headers(headers);
+                let record = FutureRecord::to(&topic)
+                    .key(key)
+                    .payload(&payload)
+                    .headers(headers);
                 // librdkafka's own timeouts (queue, message.timeout.ms) do not bound the wait once
                 // the broker is gone and the idempotent producer is re-acquiring its id, so the
                 // whole call gets a hard deadline: an unacknowledged event is an error on time.
@@ -152,7 +177,7 @@ impl Publisher {
                 let failed = |source| Error::KafkaDelivery {
                     event_type: event_type.to_string(),
                     topic: topic.clone(),
-                    source,
+                    source: Box::new(source),
                 };
                 match tokio::time::timeout(self.timeout, send).await {
                     Ok(Ok(d)) => Ok(Delivery {
@@ -160,42 +185,56 @@ impl Publisher {
                         position: Some((d.partition, d.offset)),
                     }),
                     Ok(Err((source, _))) => Err(failed(source)),
-                    Err(_) => Err(failed(KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut))),
+                    Err(_) => Err(failed(KafkaError::MessageProduction(
+                        RDKafkaErrorCode::MessageTimedOut,
+                    ))),
                 }
             }
             Sink::Stderr => {
                 let mut line = payload;
                 line.push(b'\n');
-                std::io::stderr().lock().write_all(&line).map_err(|source| Error::EventSink {
-                    sink: "stderr".to_string(),
-                    source,
-                })?;
-                Ok(Delivery { topic, position: None })
+                std::io::stderr()
+                    .lock()
+                    .write_all(&line)
+                    .map_err(|source| Error::EventSink {
+                        sink: "stderr".to_string(),
+                        source,
+                    })?;
+                Ok(Delivery {
+                    topic,
+                    position: None,
+                })
             }
             Sink::File { path, file } => {
                 let mut line = payload;
                 line.push(b'\n');
                 let mut f = file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                f.write_all(&line).and_then(|()| f.flush()).map_err(|source| Error::EventSink {
-                    sink: path.display().to_string(),
-                    source,
-                })?;
-                Ok(Delivery { topic, position: None })
+                f.write_all(&line)
+                    .and_then(|()| f.flush())
+                    .map_err(|source| Error::EventSink {
+                        sink: path.display().to_string(),
+                        source,
+                    })?;
+                Ok(Delivery {
+                    topic,
+                    position: None,
+                })
             }
         }
     }
 
     /// Publishes the run's result event on the results topic, keyed by job name.
     pub async fn publish_result(&self, event: &ResultEvent) -> Result<Delivery, Error> {
-        self.publish(RESULT_EVENT_TYPE, &event.job_name, event).await
+        self.publish(RESULT_EVENT_TYPE, &event.job_name, event)
+            .await
     }
 
     /// Waits for anything still queued (bounded by the delivery timeout).
     pub fn flush(&self) {
-        if let Sink::Kafka { producer, .. } = &self.sink {
-            if let Err(e) = producer.flush(Timeout::After(self.timeout)) {
-                tracing::warn!(error = %e, "kafka flush did not complete");
-            }
+        if let Sink::Kafka { producer, .. } = &self.sink
+            && let Err(e) = producer.flush(Timeout::After(self.timeout))
+        {
+            tracing::warn!(error = %e, "kafka flush did not complete");
         }
     }
 }

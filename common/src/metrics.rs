@@ -58,7 +58,9 @@ pub struct Metrics {
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").field("job_name", &self.job_name).finish_non_exhaustive()
+        f.debug_struct("Metrics")
+            .field("job_name", &self.job_name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,17 +69,31 @@ impl Metrics {
     pub fn new(job_name: &str) -> Self {
         let mut registry = Registry::default();
         let runs = Family::<RunLabels, Counter>::default();
-        let duration = Family::<JobLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let duration = Family::<JobLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
         let last_run = Family::<JobLabels, Gauge<f64, AtomicU64>>::default();
         let findings = Family::<SeverityLabels, Counter>::default();
-        registry.register("security_job_runs", "Runs of the job by final status", runs.clone());
-        registry.register("security_job_duration_seconds", "Wall-clock duration of the run", duration.clone());
+        registry.register(
+            "security_job_runs",
+            "Runs of the job by final status",
+            runs.clone(),
+        );
+        registry.register(
+            "security_job_duration_seconds",
+            "Wall-clock duration of the run",
+            duration.clone(),
+        );
         registry.register(
             "security_job_last_run_timestamp",
             "Unix time the run completed",
             last_run.clone(),
         );
-        registry.register("security_job_findings", "Findings of the run by severity", findings.clone());
+        registry.register(
+            "security_job_findings",
+            "Findings of the run by severity",
+            findings.clone(),
+        );
         Metrics {
             registry,
             job_name: job_name.to_string(),
@@ -94,7 +110,13 @@ impl Metrics {
     }
 
     /// Records the common series for a finished run.
-    pub fn record_run(&self, status: Status, duration: Duration, completed_at: jiff::Timestamp, findings: &[(Severity, u64)]) {
+    pub fn record_run(
+        &self,
+        status: Status,
+        duration: Duration,
+        completed_at: jiff::Timestamp,
+        findings: &[(Severity, u64)],
+    ) {
         let job = JobLabels {
             job_name: self.job_name.clone(),
         };
@@ -104,8 +126,12 @@ impl Metrics {
                 status: status.as_str().to_string(),
             })
             .inc();
-        self.duration.get_or_create(&job).observe(duration.as_secs_f64());
-        self.last_run.get_or_create(&job).set(completed_at.as_millisecond() as f64 / 1000.0);
+        self.duration
+            .get_or_create(&job)
+            .observe(duration.as_secs_f64());
+        self.last_run
+            .get_or_create(&job)
+            .set(completed_at.as_millisecond() as f64 / 1000.0);
         for (severity, count) in findings {
             self.findings
                 .get_or_create(&SeverityLabels {
@@ -120,22 +146,31 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut open_metrics = String::new();
         // Encoding into a String cannot fail on I/O; an error would be a bug in a label encoder.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry) {
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry)
+        {
             tracing::error!(error = %e, "metrics encoding failed");
         }
         openmetrics_to_prometheus_text(&open_metrics)
     }
 
     /// `PUT`s the registry to the Pushgateway group of this job (and `mode=dry-run` for dry runs).
-    pub async fn push(&self, base_url: &str, dry_run: bool, timeout: Duration) -> Result<(), Error> {
+    pub async fn push(
+        &self,
+        base_url: &str,
+        dry_run: bool,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         let mut url = format!("{base_url}/metrics/job/{}", self.job_name);
         if dry_run {
             url.push_str("/mode/dry-run");
         }
-        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| Error::Push {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::Push {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
         let response = client
             .put(&url)
             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
@@ -175,7 +210,9 @@ pub fn openmetrics_to_prometheus_text(open_metrics: &str) -> String {
         let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
             let rest = line.strip_prefix(prefix)?;
             let (name, tail) = rest.split_once(' ')?;
-            counters.contains(name).then(|| format!("{prefix}{name}_total {tail}"))
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
         });
         match rewritten {
             Some(l) => out.push_str(&l),
@@ -194,21 +231,41 @@ mod tests {
     fn counters_are_renamed_to_their_sample_name() {
         let m = Metrics::new("ttl-teardown");
         let t: jiff::Timestamp = "2026-11-23T10:00:00Z".parse().expect("timestamp");
-        m.record_run(Status::Success, Duration::from_secs(3), t, &[(Severity::Critical, 2)]);
+        m.record_run(
+            Status::Success,
+            Duration::from_secs(3),
+            t,
+            &[(Severity::Critical, 2)],
+        );
         let text = m.encode();
-        assert!(text.contains("# TYPE security_job_runs_total counter\n"), "{text}");
         assert!(
-            text.contains("security_job_runs_total{job_name=\"ttl-teardown\",status=\"success\"} 1\n"),
+            text.contains("# TYPE security_job_runs_total counter\n"),
             "{text}"
         );
-        assert!(text.contains("# TYPE security_job_duration_seconds histogram\n"), "{text}");
         assert!(
-            text.contains("security_job_duration_seconds_bucket{le=\"5.0\",job_name=\"ttl-teardown\"} 1\n"),
+            text.contains(
+                "security_job_runs_total{job_name=\"ttl-teardown\",status=\"success\"} 1\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("security_job_last_run_timestamp{job_name=\"ttl-teardown\"} 1795428000"), "{text}");
         assert!(
-            text.contains("security_job_findings_total{job_name=\"ttl-teardown\",severity=\"critical\"} 2\n"),
+            text.contains("# TYPE security_job_duration_seconds histogram\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "security_job_duration_seconds_bucket{le=\"5.0\",job_name=\"ttl-teardown\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("security_job_last_run_timestamp{job_name=\"ttl-teardown\"} 1795428000"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "security_job_findings_total{job_name=\"ttl-teardown\",severity=\"critical\"} 2\n"
+            ),
             "{text}"
         );
         assert!(!text.contains("# EOF"), "{text}");

@@ -145,12 +145,18 @@ impl Notifier {
             };
             match channel {
                 Channel::Email if self.smtp.is_some() => {
-                    let to = if n.email_to.is_empty() { &self.email_to } else { &n.email_to };
+                    let to = if n.email_to.is_empty() {
+                        &self.email_to
+                    } else {
+                        &n.email_to
+                    };
                     if to.is_empty() {
                         tracing::debug!(subject = %n.subject, "no email recipients configured");
                         continue;
                     }
-                    let result = self.send_email(to, &n.subject, &n.text, n.html.as_deref()).await;
+                    let result = self
+                        .send_email(to, &n.subject, &n.text, n.html.as_deref())
+                        .await;
                     sent.push(record(join_emails(to), result));
                 }
                 Channel::Chat if self.chat.is_some() => {
@@ -169,7 +175,13 @@ impl Notifier {
 
     /// Sends one email (multipart text + HTML when `html` is given). `Ok` means the SMTP server
     /// accepted the message for delivery.
-    pub async fn send_email(&self, to: &[Email], subject: &str, text: &str, html: Option<&str>) -> Result<(), Error> {
+    pub async fn send_email(
+        &self,
+        to: &[Email],
+        subject: &str,
+        text: &str,
+        html: Option<&str>,
+    ) -> Result<(), Error> {
         let smtp = self.smtp.as_ref().ok_or_else(|| Error::Smtp {
             server: "-".to_string(),
             message: "no smtp server configured".to_string(),
@@ -187,11 +199,21 @@ impl Notifier {
             builder = builder.to(mailbox);
         }
         let message = match html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(text.to_string(), html.to_string())),
-            None => builder.singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text.to_string())),
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                text.to_string(),
+                html.to_string(),
+            )),
+            None => builder.singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(text.to_string()),
+            ),
         }
         .map_err(|e| err(format!("cannot build message: {e}")))?;
-        smtp.transport.send(message).await.map_err(|e| err(e.to_string()))?;
+        smtp.transport
+            .send(message)
+            .await
+            .map_err(|e| err(e.to_string()))?;
         Ok(())
     }
 
@@ -213,7 +235,9 @@ impl Notifier {
     }
 
     async fn post_pager(&self, n: &Notification) -> Result<(), Error> {
-        let Some((key, url)) = &self.pagerduty else { return Ok(()) };
+        let Some((key, url)) = &self.pagerduty else {
+            return Ok(());
+        };
         let severity = match n.severity {
             Severity::Critical => "critical",
             Severity::Warning => "warning",
@@ -228,16 +252,16 @@ impl Notifier {
         if let Some(dedup) = &n.dedup_key {
             body["dedup_key"] = json!(dedup);
         }
-        let response = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| Error::Webhook {
-                channel: "pager",
-                message: describe_http_error(&e),
-            })?;
+        let response =
+            self.http
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| Error::Webhook {
+                    channel: "pager",
+                    message: describe_http_error(&e),
+                })?;
         check_status("pager", response.status())
     }
 }
@@ -274,7 +298,10 @@ fn build_smtp(c: &SmtpConfig) -> Result<Smtp, Error> {
         server: server.clone(),
         message,
     };
-    let from: Mailbox = c.from.parse().map_err(|e| err(format!("from address {:?}: {e}", c.from)))?;
+    let from: Mailbox = c
+        .from
+        .parse()
+        .map_err(|e| err(format!("from address {:?}: {e}", c.from)))?;
     let tls = match c.tls {
         SmtpTls::None => Tls::None,
         mode => {
@@ -284,11 +311,18 @@ fn build_smtp(c: &SmtpConfig) -> Result<Smtp, Error> {
                     path: ca.clone(),
                     source,
                 })?;
-                let cert = Certificate::from_pem(&pem).map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| err(format!("ca_file {}: {e}", ca.display())))?;
                 params = params.add_root_certificate(cert);
             }
-            let params = params.build_rustls().map_err(|e| err(format!("tls setup: {e}")))?;
-            if mode == SmtpTls::Implicit { Tls::Wrapper(params) } else { Tls::Required(params) }
+            let params = params
+                .build_rustls()
+                .map_err(|e| err(format!("tls setup: {e}")))?;
+            if mode == SmtpTls::Implicit {
+                Tls::Wrapper(params)
+            } else {
+                Tls::Required(params)
+            }
         }
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host)
@@ -301,8 +335,15 @@ fn build_smtp(c: &SmtpConfig) -> Result<Smtp, Error> {
         (None, None) => None,
     };
     if let Some(user) = &c.username {
-        let password = password.ok_or_else(|| err(format!("username {user:?} is set but no password or password_file")))?;
-        builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_string()));
+        let password = password.ok_or_else(|| {
+            err(format!(
+                "username {user:?} is set but no password or password_file"
+            ))
+        })?;
+        builder = builder.credentials(Credentials::new(
+            user.clone(),
+            password.expose_secret().to_string(),
+        ));
     }
     Ok(Smtp {
         transport: builder.build(),
@@ -317,7 +358,10 @@ mod tests {
 
     #[test]
     fn routing_follows_the_platform_table() {
-        assert_eq!(route(Severity::Critical), [Channel::Email, Channel::Chat, Channel::Pager]);
+        assert_eq!(
+            route(Severity::Critical),
+            [Channel::Email, Channel::Chat, Channel::Pager]
+        );
         assert_eq!(route(Severity::Warning), [Channel::Email, Channel::Chat]);
         assert_eq!(route(Severity::Info), [Channel::Chat]);
         assert!(route(Severity::Ok).is_empty());

@@ -287,7 +287,14 @@ mod tests {
     fn split_keeps_colons_and_slashes_in_the_resource_part() {
         assert_eq!(
             split_arn("arn:aws:rds:eu-west-1:123456789012:db:stoa-prod-1"),
-            Ok(["arn", "aws", "rds", "eu-west-1", "123456789012", "db:stoa-prod-1"])
+            Ok([
+                "arn",
+                "aws",
+                "rds",
+                "eu-west-1",
+                "123456789012",
+                "db:stoa-prod-1"
+            ])
         );
         assert_eq!(
             split_arn("arn:aws:s3:::bucket/key/with:colon"),
@@ -295,7 +302,10 @@ mod tests {
         );
         assert_eq!(split_arn("arn:aws:s3"), Err(3));
         assert_eq!(split_arn(""), Err(1));
-        assert_eq!(split_arn("arn:aws:s3:::"), Ok(["arn", "aws", "s3", "", "", ""]));
+        assert_eq!(
+            split_arn("arn:aws:s3:::"),
+            Ok(["arn", "aws", "s3", "", "", ""])
+        );
     }
 
     #[test]
@@ -363,20 +373,34 @@ mod tests {
             "arn:aws:ec2:*:*:instance/i-stoa-*",
             "arn:aws:ec2:eu-west-1:123456789012:instance/i-stoa-0abc"
         ));
-        assert!(m("arn:aws:s3:::stoa-*", "arn:aws:s3:::stoa-logs/2025/01/x.gz"));
+        assert!(m(
+            "arn:aws:s3:::stoa-*",
+            "arn:aws:s3:::stoa-logs/2025/01/x.gz"
+        ));
         // S3 ARNs have an empty region and account: an empty pattern part matches only empty,
         // `*` matches empty too.
-        assert!(m("arn:aws:s3:::stoa-artifacts", "arn:aws:s3:::stoa-artifacts"));
-        assert!(m("arn:aws:s3:*:*:stoa-artifacts", "arn:aws:s3:::stoa-artifacts"));
+        assert!(m(
+            "arn:aws:s3:::stoa-artifacts",
+            "arn:aws:s3:::stoa-artifacts"
+        ));
+        assert!(m(
+            "arn:aws:s3:*:*:stoa-artifacts",
+            "arn:aws:s3:::stoa-artifacts"
+        ));
         assert!(!m(
             "arn:aws:s3:::stoa-artifacts",
             "arn:aws:s3:eu-west-1::stoa-artifacts"
         ));
         // `*` stays within its part: the region `*` cannot absorb the account's colon.
+        // (A whole-string glob would let it span `eu-west-1:extra` and match.)
         assert!(!m(
-            "arn:aws:ec2:*:instance/i-1",
-            "arn:aws:ec2:eu-west-1:123456789012:instance/i-1"
+            "arn:aws:ec2:*:123456789012:instance/i-1",
+            "arn:aws:ec2:eu-west-1:extra:123456789012:instance/i-1"
         ));
+        assert_eq!(
+            ArnPattern::parse("arn:aws:ec2:*:instance/i-1"),
+            Err(ArnPatternError::TooFewParts(5))
+        );
         assert!(m(
             "arn:aws:ec2:*:1234567890??:instance/*",
             "arn:aws:ec2:us-east-1:123456789012:instance/i-9"
@@ -397,7 +421,10 @@ mod tests {
         // Regex metacharacters are literal.
         assert!(m("arn:aws:s3:::stoa.data", "arn:aws:s3:::stoa.data"));
         assert!(!m("arn:aws:s3:::stoa.data", "arn:aws:s3:::stoaXdata"));
-        assert!(m("arn:aws:s3:::a+(b)[c]{1}^$|\\", "arn:aws:s3:::a+(b)[c]{1}^$|\\"));
+        assert!(m(
+            "arn:aws:s3:::a+(b)[c]{1}^$|\\",
+            "arn:aws:s3:::a+(b)[c]{1}^$|\\"
+        ));
         assert!(!m("arn:aws:s3:::a+", "arn:aws:s3:::aa"));
         // Case-sensitive in every part.
         assert!(!m("arn:aws:s3:::Stoa", "arn:aws:s3:::stoa"));

@@ -20,8 +20,8 @@ use regex_automata::meta::{self, Regex};
 use regex_automata::{Anchored, Input, MatchKind, PatternSet};
 
 use crate::arn::{self, split_arn};
-use crate::rule::{Matcher, Section};
 use crate::load::Sections;
+use crate::rule::{Matcher, Section};
 
 /// A set of rule indices within the ARN section, sparse or dense depending on its size.
 #[derive(Clone, Debug)]
@@ -73,7 +73,7 @@ struct PartIndex {
 }
 
 impl PartIndex {
-    fn build(globs: &[&str], words: usize) -> Result<Self, regex_automata::meta::BuildError> {
+    fn build(globs: &[&str], words: usize) -> Result<Self, Box<meta::BuildError>> {
         let mut always = vec![0u64; words];
         let mut exact: HashMap<&str, Vec<u32>> = HashMap::new();
         let mut wild: HashMap<&str, Vec<u32>> = HashMap::new();
@@ -104,7 +104,8 @@ impl PartIndex {
                             .hybrid_cache_capacity(64 << 20)
                             .nfa_size_limit(Some(256 << 20)),
                     )
-                    .build_many(&patterns)?,
+                    .build_many(&patterns)
+                    .map_err(Box::new)?,
             )
         };
         Ok(Self {
@@ -160,7 +161,9 @@ pub(crate) struct Compiled {
 const PART_ORDER: [usize; 5] = [2, 4, 3, 1, 5];
 
 impl Compiled {
-    pub(crate) fn build(sections: &Sections) -> Self {
+    /// Fails only when the ARN patterns exceed the regex size limits (far beyond any real
+    /// whitelist); the caller refuses the file then, rather than matching wrongly.
+    pub(crate) fn build(sections: &Sections) -> Result<Self, Box<meta::BuildError>> {
         let arn_rules = &sections[Section::AwsResources.slot()];
         let words = arn_rules.len().div_ceil(64).max(1);
         let patterns: Vec<_> = arn_rules
@@ -174,13 +177,9 @@ impl Compiled {
             .iter()
             .map(|&i| {
                 let globs: Vec<&str> = patterns.iter().map(|p| p.part(i)).collect();
-                // The globs were validated and are escaped, so building can only fail on size
-                // limits far beyond any real whitelist; failing loudly beats matching wrongly.
-                let index = PartIndex::build(&globs, words)
-                    .expect("ARN pattern regexes exceed the size limits");
-                (i, index)
+                PartIndex::build(&globs, words).map(|index| (i, index))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let mut accounts = HashMap::new();
         let mut tags: HashMap<String, TagIndex> = HashMap::new();
         let mut namespaces = HashMap::new();
@@ -206,13 +205,13 @@ impl Compiled {
                 }
             }
         }
-        Self {
+        Ok(Self {
             words,
             parts,
             accounts,
             tags,
             namespaces,
-        }
+        })
     }
 
     /// Indices of the ARN rules matching `arn_parts`, ascending.

@@ -73,8 +73,7 @@ pub(crate) fn warnings(whitelist: &Whitelist, now: Timestamp) -> Vec<Diagnostic>
                 }
                 if value.as_ref().is_some_and(|v| v.chars().count() > 256) {
                     warn(
-                        "tag value is longer than 256 characters: this rule can never match"
-                            .into(),
+                        "tag value is longer than 256 characters: this rule can never match".into(),
                     );
                 }
                 None
@@ -108,9 +107,8 @@ fn arn_warnings(pattern: &ArnPattern, warn: &mut impl FnMut(String)) {
             PARTITIONS.join(", ")
         ));
     }
-    let ok_chars = |glob: &str, ok: fn(char) -> bool| {
-        glob.chars().all(|c| c == '*' || c == '?' || ok(c))
-    };
+    let ok_chars =
+        |glob: &str, ok: fn(char) -> bool| glob.chars().all(|c| c == '*' || c == '?' || ok(c));
     let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if part(2).is_empty() || !ok_chars(part(2), lower) {
         warn(format!(
@@ -137,8 +135,7 @@ fn arn_warnings(pattern: &ArnPattern, warn: &mut impl FnMut(String)) {
     }
     if pattern.as_str().contains("${") {
         warn(
-            "`${...}` policy variables are not expanded here: the text is matched literally"
-                .into(),
+            "`${...}` policy variables are not expanded here: the text is matched literally".into(),
         );
     }
     let all = |i| is_match_all(part(i));
@@ -156,7 +153,7 @@ fn arn_warnings(pattern: &ArnPattern, warn: &mut impl FnMut(String)) {
         warn(format!(
             "pattern protects every resource of every service{scope}: is that intended?"
         ));
-    } else if all(1) && all(3) && all(4) && all(5) {
+    } else if all(3) && all(4) && all(5) {
         warn(format!(
             "pattern protects every `{}` resource in every account and region: is that intended?",
             part(2)
@@ -172,8 +169,6 @@ fn is_region(s: &str) -> bool {
         && pieces[..pieces.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && pieces[pieces.len() - 1]
-            .bytes()
-            .all(|b| b.is_ascii_digit())
+        && pieces[pieces.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && !pieces[pieces.len() - 1].is_empty()
 }

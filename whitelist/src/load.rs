@@ -422,11 +422,7 @@ impl Walker<'_> {
                 let fields = self.mapping(item, path, &allowed)?;
                 let meta = self.meta(&fields, path);
                 let Some(main) = fields.get(main_key).copied() else {
-                    self.problem(
-                        &item.referenced,
-                        path,
-                        format!("missing `{main_key}`"),
-                    );
+                    self.problem(&item.referenced, path, format!("missing `{main_key}`"));
                     return None;
                 };
                 // `None` when `value` is present but bad: reported, and the rule is dropped
@@ -470,7 +466,7 @@ impl Walker<'_> {
             },
             Section::Tags => Matcher::Tag {
                 key: text.clone(),
-                value: tag_value??,
+                value: tag_value?,
             },
             Section::Namespaces => {
                 if !is_dns_label(&text) {

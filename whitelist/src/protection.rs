@@ -79,8 +79,14 @@ impl PartialEq for Protection {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (
-                Protection::Rule { rule: a, matched: ma },
-                Protection::Rule { rule: b, matched: mb },
+                Protection::Rule {
+                    rule: a,
+                    matched: ma,
+                },
+                Protection::Rule {
+                    rule: b,
+                    matched: mb,
+                },
             ) => a.section() == b.section() && a.index() == b.index() && ma == mb,
             (
                 Protection::UnreadableTags { detail: a },

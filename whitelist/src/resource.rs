@@ -107,7 +107,11 @@ impl Resource {
     }
 
     /// Adds a label of the Kubernetes object's namespace.
-    pub fn with_namespace_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_namespace_label(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         self.kubernetes
             .get_or_insert_with(KubeObject::default)
             .namespace_labels

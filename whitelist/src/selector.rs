@@ -433,10 +433,7 @@ mod tests {
             err("tier in core"),
             "expected `(` after the operator for `tier`, found `core`"
         );
-        assert_eq!(
-            err("tier in (a,b"),
-            "unclosed `(` in the values for `tier`"
-        );
+        assert_eq!(err("tier in (a,b"), "unclosed `(` in the values for `tier`");
         assert!(err("a>1").contains("operator `>` is not supported"));
         assert!(err("-bad=x").contains("invalid label key `-bad`"));
         assert!(err("k=v v").contains("expected `,` between requirements"));

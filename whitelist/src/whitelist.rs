@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::compiled::{Compiled, resource_arn_parts};
-use crate::error::{Diagnostic, Error};
+use crate::error::{Diagnostic, Error, Severity};
 use crate::load::{self, Sections};
 use crate::naive::fail_closed;
 use crate::protection::{MatchedOn, Protection};
@@ -43,21 +43,31 @@ impl Whitelist {
     /// Validates a whitelist given as YAML text; `origin` names it in messages (a file name).
     pub fn from_yaml_str(src: &str, origin: &str) -> Result<Self, Error> {
         let sections = load::load(src, origin).map_err(|problems| Error::Invalid { problems })?;
-        Ok(Self::from_sections(origin.to_owned(), sections))
+        let compiled = Compiled::build(&sections).map_err(|e| Error::Invalid {
+            problems: vec![Diagnostic {
+                severity: Severity::Error,
+                origin: origin.to_owned(),
+                line: 0,
+                column: 0,
+                path: "never_delete.aws_resources".to_owned(),
+                message: format!("cannot compile the ARN patterns: {e}"),
+            }],
+        })?;
+        Ok(Self {
+            origin: origin.to_owned(),
+            sections,
+            compiled,
+        })
     }
 
     /// A whitelist with no rules, for tests and read-only callers. Destructive jobs require a
     /// file and must not fall back to this.
     pub fn empty() -> Self {
-        Self::from_sections("<empty>".to_owned(), Default::default())
-    }
-
-    fn from_sections(origin: String, sections: Sections) -> Self {
-        let compiled = Compiled::build(&sections);
+        let sections = Sections::default();
         Self {
-            origin,
+            origin: "<empty>".to_owned(),
+            compiled: Compiled::build(&sections).expect("no patterns, no regex to build"),
             sections,
-            compiled,
         }
     }
 
@@ -158,7 +168,12 @@ impl Whitelist {
 
         if let Some(parts) = &arn_parts {
             self.compiled.arn_candidates(parts, &mut ids);
-            if visit_ids(self.rules(Section::AwsResources), &mut ids, MatchedOn::Arn, f) {
+            if visit_ids(
+                self.rules(Section::AwsResources),
+                &mut ids,
+                MatchedOn::Arn,
+                f,
+            ) {
                 return;
             }
         }
@@ -177,7 +192,12 @@ impl Whitelist {
             kube.effective_namespace()
                 .and_then(|ns| self.compiled.namespace(ns)),
         );
-        if visit_ids(self.rules(Section::Namespaces), &mut ids, MatchedOn::Namespace, f) {
+        if visit_ids(
+            self.rules(Section::Namespaces),
+            &mut ids,
+            MatchedOn::Namespace,
+            f,
+        ) {
             return;
         }
 

@@ -75,11 +75,16 @@ impl TtlConfig {
             problems.push(format!("job.pricing: {e}"));
         }
         if !(self.caps.max_percent > 0.0 && self.caps.max_percent <= 100.0) {
-            problems.push(format!("job.caps.max_percent: must be in (0, 100], got {}", self.caps.max_percent));
+            problems.push(format!(
+                "job.caps.max_percent: must be in (0, 100], got {}",
+                self.caps.max_percent
+            ));
         }
         for (i, a) in self.allowed_accounts.iter().enumerate() {
             if a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()) {
-                problems.push(format!("job.allowed_accounts[{i}]: expected a 12-digit account id, got {a:?}"));
+                problems.push(format!(
+                    "job.allowed_accounts[{i}]: expected a 12-digit account id, got {a:?}"
+                ));
             }
         }
         problems

@@ -65,7 +65,9 @@ impl Pricing {
             .chain(self.db_hourly.iter())
             .find(|(_, p)| !(p.is_finite() && **p >= 0.0));
         if let Some((k, p)) = negative {
-            return Err(format!("price of {k:?} must be a non-negative number, got {p}"));
+            return Err(format!(
+                "price of {k:?} must be a non-negative number, got {p}"
+            ));
         }
         for (name, v) in [
             ("horizon_hours", self.horizon_hours),
@@ -75,7 +77,10 @@ impl Pricing {
                 return Err(format!("{name} must be positive, got {v}"));
             }
         }
-        for (name, v) in [("ebs_gb_month", self.ebs_gb_month), ("snapshot_gb_month", self.snapshot_gb_month)] {
+        for (name, v) in [
+            ("ebs_gb_month", self.ebs_gb_month),
+            ("snapshot_gb_month", self.snapshot_gb_month),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("{name} must be non-negative, got {v}"));
             }
@@ -86,10 +91,21 @@ impl Pricing {
     /// Prices `r` over the horizon.
     pub fn estimate(&self, r: &Resource) -> Estimate {
         let (hourly, note) = match r.kind {
-            "ec2-instance" => lookup(&self.instance_hourly, r.cost.instance_type.as_deref(), "instance type"),
+            "ec2-instance" => lookup(
+                &self.instance_hourly,
+                r.cost.instance_type.as_deref(),
+                "instance type",
+            ),
             "rds-instance" => {
                 let (h, note) = lookup(&self.db_hourly, r.cost.db_class.as_deref(), "db class");
-                (if r.cost.multi_az { h * self.multi_az_factor } else { h }, note)
+                (
+                    if r.cost.multi_az {
+                        h * self.multi_az_factor
+                    } else {
+                        h
+                    },
+                    note,
+                )
             }
             "ebs-volume" => per_gb(r.cost.size_gb, self.ebs_gb_month),
             "rds-snapshot" => per_gb(r.cost.size_gb, self.snapshot_gb_month),
@@ -108,7 +124,10 @@ fn lookup(table: &BTreeMap<String, f64>, key: Option<&str>, what: &str) -> (f64,
         None => (0.0, Some(format!("{what} unknown: priced at 0"))),
         Some(k) => match table.get(k) {
             Some(p) => (*p, None),
-            None => (0.0, Some(format!("{what} {k} not in the pricing table: priced at 0"))),
+            None => (
+                0.0,
+                Some(format!("{what} {k} not in the pricing table: priced at 0")),
+            ),
         },
     }
 }
@@ -183,7 +202,12 @@ mod tests {
         assert_eq!(db("db.t3.medium", true).avoided_usd, 97.92); // 0.068 × 2 × 720
         let unknown = db("db.r6g.16xlarge", false);
         assert_eq!(unknown.avoided_usd, 0.0);
-        assert!(unknown.note.as_deref().is_some_and(|n| n.contains("not in the pricing table")));
+        assert!(
+            unknown
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("not in the pricing table"))
+        );
     }
 
     #[test]

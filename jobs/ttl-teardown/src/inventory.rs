@@ -160,15 +160,27 @@ pub fn load_file(path: &Path) -> Result<Vec<Resource>, InventoryError> {
             message,
         };
         let kind = kinds::by_name(&r.kind).ok_or_else(|| {
-            entry_err(format!("unknown kind {:?}; known kinds: {}", r.kind, kinds::names().join(", ")))
+            entry_err(format!(
+                "unknown kind {:?}; known kinds: {}",
+                r.kind,
+                kinds::names().join(", ")
+            ))
         })?;
         let scope = if kind.is_kubernetes() {
             Scope::Kubernetes {
                 cluster: r.cluster.clone().unwrap_or_else(|| "default".to_string()),
             }
         } else {
-            let account = r.account.clone().or_else(|| arn_part(&r.id, 4)).ok_or_else(|| entry_err("no account (set `account` or use a full ARN)".into()))?;
-            let region = r.region.clone().or_else(|| arn_part(&r.id, 3)).unwrap_or_default();
+            let account = r
+                .account
+                .clone()
+                .or_else(|| arn_part(&r.id, 4))
+                .ok_or_else(|| entry_err("no account (set `account` or use a full ARN)".into()))?;
+            let region = r
+                .region
+                .clone()
+                .or_else(|| arn_part(&r.id, 3))
+                .unwrap_or_default();
             Scope::Aws { account, region }
         };
         if !seen.insert(r.id.clone()) {
@@ -196,7 +208,10 @@ pub fn load_file(path: &Path) -> Result<Vec<Resource>, InventoryError> {
 
 /// Part `n` (0-based) of an ARN, when non-empty.
 fn arn_part(arn: &str, n: usize) -> Option<String> {
-    arn.splitn(6, ':').nth(n).filter(|s| !s.is_empty()).map(str::to_string)
+    arn.splitn(6, ':')
+        .nth(n)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// The last path segment of an id (`i-0abc` from an instance ARN, `web` from `k8s:…/web`).
@@ -238,15 +253,20 @@ mod tests {
 
     #[test]
     fn unknown_kind_and_duplicates_are_errors() {
-        let e = load("resources:\n  - kind: s3-bucket\n    id: arn:aws:s3:::b\n").expect_err("unknown kind");
+        let e = load("resources:\n  - kind: s3-bucket\n    id: arn:aws:s3:::b\n")
+            .expect_err("unknown kind");
         assert!(e.to_string().contains("unknown kind \"s3-bucket\""), "{e}");
         let e = load("resources:\n  - {kind: k8s-namespace, id: k8s:a}\n  - {kind: k8s-namespace, id: k8s:a}\n").expect_err("duplicate");
-        assert!(e.to_string().contains("resources[1] (k8s:a): duplicate id"), "{e}");
+        assert!(
+            e.to_string().contains("resources[1] (k8s:a): duplicate id"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_field_names_line() {
-        let e = load("resources:\n  - kind: k8s-namespace\n    id: k8s:a\n    colour: red\n").expect_err("unknown field");
+        let e = load("resources:\n  - kind: k8s-namespace\n    id: k8s:a\n    colour: red\n")
+            .expect_err("unknown field");
         assert!(e.to_string().contains(":4:"), "{e}");
         assert!(e.to_string().contains("colour"), "{e}");
     }

@@ -39,7 +39,10 @@ fn relative_to(config_file: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         return p.to_path_buf();
     }
-    config_file.parent().map(|d| d.join(p)).unwrap_or_else(|| p.to_path_buf())
+    config_file
+        .parent()
+        .map(|d| d.join(p))
+        .unwrap_or_else(|| p.to_path_buf())
 }
 
 impl Job for TtlTeardown {
@@ -55,19 +58,39 @@ impl Job for TtlTeardown {
     type Args = TtlArgs;
     type Config = TtlConfig;
 
-    fn prepare(args: TtlArgs, common: &CommonArgs, config: &JobConfig<TtlConfig>) -> anyhow::Result<Self> {
+    fn prepare(
+        args: TtlArgs,
+        common: &CommonArgs,
+        config: &JobConfig<TtlConfig>,
+    ) -> anyhow::Result<Self> {
         let file = common.config.display().to_string();
         let problems = config.job.validate();
         if !problems.is_empty() {
-            bail!("invalid config\n{}", problems.iter().map(|p| format!("{file}: {p}")).collect::<Vec<_>>().join("\n"));
+            bail!(
+                "invalid config\n{}",
+                problems
+                    .iter()
+                    .map(|p| format!("{file}: {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
         }
         let whitelist_path = relative_to(&common.config, &config.job.whitelist);
         // Fail closed: no whitelist, no run — a dry run's plan without it would be a lie.
-        let whitelist = whitelist::Whitelist::load(&whitelist_path)
-            .with_context(|| format!("whitelist {} is not usable, refusing to run", whitelist_path.display()))?;
-        let inventory = args
-            .inventory
-            .or_else(|| config.job.sources.inventory.as_ref().map(|p| relative_to(&common.config, p)));
+        let whitelist = whitelist::Whitelist::load(&whitelist_path).with_context(|| {
+            format!(
+                "whitelist {} is not usable, refusing to run",
+                whitelist_path.display()
+            )
+        })?;
+        let inventory = args.inventory.or_else(|| {
+            config
+                .job
+                .sources
+                .inventory
+                .as_ref()
+                .map(|p| relative_to(&common.config, p))
+        });
         match (&inventory, common.execute) {
             (Some(path), true) => bail!(
                 "--execute with the offline inventory {}: an inventory file is read-only, it only shows the plan",
@@ -137,7 +160,9 @@ impl Job for TtlTeardown {
             };
             if let Some(f) = item.finding() {
                 if let Err(e) = ctx.emit(event_type, &item.resource.id, &f).await {
-                    report.errors.push(format!("{event_type} event for {}: {e}", item.resource.id));
+                    report
+                        .errors
+                        .push(format!("{event_type} event for {}: {e}", item.resource.id));
                 }
             }
         }
@@ -147,11 +172,19 @@ impl Job for TtlTeardown {
         }
 
         for item in &plan.items {
-            if let (Outcome::Delete(b), Some(project)) = (&item.outcome, item.tags_and_decision().map(|(t, _)| t.project.clone())) {
+            if let (Outcome::Delete(b), Some(project)) = (
+                &item.outcome,
+                item.tags_and_decision().map(|(t, _)| t.project.clone()),
+            ) {
                 let labels: Labels = vec![("project".into(), project.clone())];
-                self.cost_avoided.get_or_create(&labels).inc_by(b.2.avoided_usd);
+                self.cost_avoided
+                    .get_or_create(&labels)
+                    .inc_by(b.2.avoided_usd);
                 self.deleted
-                    .get_or_create(&vec![("kind".into(), item.resource.kind.to_string()), ("project".into(), project)])
+                    .get_or_create(&vec![
+                        ("kind".into(), item.resource.kind.to_string()),
+                        ("project".into(), project),
+                    ])
                     .inc();
             }
         }
@@ -163,29 +196,52 @@ impl Job for TtlTeardown {
     }
 }
 
-/// The whitelist's verdict for a resource, as the planner's [`Protected`].
-fn whitelist_verdict(wl: &whitelist::Whitelist, r: &Resource, now: jiff::Timestamp) -> Option<Protected> {
-    let (account, region) = match &r.scope {
-        Scope::Aws { account, region } => (Some(account.as_str()), Some(region.as_str())),
-        Scope::Kubernetes { .. } => (None, None),
+/// The whitelist's verdict for a resource, as the planner's [`Protected`]. Kubernetes objects
+/// are also matched by their annotation-derived tags: a tag rule such as `environment=prod`
+/// protects them too (more protection is the safe side).
+fn whitelist_verdict(
+    wl: &whitelist::Whitelist,
+    r: &Resource,
+    now: jiff::Timestamp,
+) -> Option<Protected> {
+    let mut subject = whitelist::Resource {
+        tags: r.tags.clone(),
+        tags_unreadable: r.tags_unreadable.clone(),
+        ..whitelist::Resource::default()
     };
-    let subject = whitelist::Resource {
-        arn: (!r.id.starts_with("k8s:")).then_some(r.id.as_str()),
-        kube: r.namespace.as_deref().map(|ns| whitelist::KubeIdentity {
-            namespace: ns,
-            kind: r.kind,
-            name: &r.name,
-            labels: &r.labels,
-            namespace_labels: &r.namespace_labels,
-        }),
-        tags: &r.tags,
-        account,
-        region,
-    };
+    match &r.scope {
+        Scope::Aws { account, .. } => {
+            subject.arn = Some(r.id.clone());
+            subject.account = Some(account.clone());
+        }
+        Scope::Kubernetes { .. } => {
+            subject.kubernetes = Some(whitelist::KubeObject {
+                kind: kube_kind(r.kind).to_string(),
+                namespace: r.namespace.clone().filter(|_| r.kind != "k8s-namespace"),
+                name: r.name.clone(),
+                labels: r.labels.clone(),
+                namespace_labels: r.namespace_labels.clone(),
+            });
+        }
+    }
     wl.verdict(&subject, now).map(|p| Protected {
-        rule: p.rule_label(),
+        rule: p
+            .rule()
+            .map(|rule| format!("{}[{}]", rule.section().name(), rule.index()))
+            .unwrap_or_else(|| p.kind().to_string()),
         reason: p.to_string(),
     })
+}
+
+/// The Kubernetes kind of a registry kind name.
+fn kube_kind(kind: &str) -> &'static str {
+    match kind {
+        "k8s-namespace" => "Namespace",
+        "k8s-deployment" => "Deployment",
+        "k8s-service" => "Service",
+        "k8s-configmap" => "ConfigMap",
+        _ => "Unknown",
+    }
 }
 
 /// Run-level numbers for the event's `details`: cost avoided per project and in total, the
@@ -201,7 +257,11 @@ fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
     let order: Vec<Vec<&str>> = plan
         .waves
         .iter()
-        .map(|w| w.iter().map(|&i| plan.items[i].resource.id.as_str()).collect())
+        .map(|w| {
+            w.iter()
+                .map(|&i| plan.items[i].resource.id.as_str())
+                .collect()
+        })
         .collect();
     let count = |a: Action| plan.items.iter().filter(|i| i.action() == a).count();
     let round = |v: f64| (v * 100.0).round() / 100.0;
@@ -209,7 +269,12 @@ fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
     m.insert("cost_avoided_usd".into(), json!(round(total)));
     m.insert(
         "cost_avoided_by_project".into(),
-        json!(by_project.into_iter().map(|(k, v)| (k, round(v))).collect::<std::collections::BTreeMap<_, _>>()),
+        json!(
+            by_project
+                .into_iter()
+                .map(|(k, v)| (k, round(v)))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        ),
     );
     m.insert("deletion_waves".into(), json!(order));
     m.insert(

@@ -11,9 +11,15 @@ fn field(f: &common::event::Finding, key: &str) -> String {
     }
 }
 
+fn usd(v: &serde_json::Value) -> String {
+    format!("${:.2}", v.as_f64().unwrap_or_default())
+}
+
 /// Renders the run's result event as the table `--output table` prints.
 pub fn table(event: &ResultEvent) -> String {
-    let header = ["RESOURCE", "KIND", "OWNER", "PROJECT", "DEADLINE", "STAGE", "ACTION", "REASON"];
+    let header = [
+        "RESOURCE", "KIND", "OWNER", "PROJECT", "DEADLINE", "STAGE", "ACTION", "REASON",
+    ];
     let mut rows = vec![header.map(String::from).to_vec()];
     for f in &event.findings {
         rows.push(vec![
@@ -28,9 +34,17 @@ pub fn table(event: &ResultEvent) -> String {
         ]);
     }
     let mut out = render_rows(&rows);
-    if let Some(waves) = event.details.get("deletion_waves").and_then(|w| w.as_array()) {
+    if let Some(waves) = event
+        .details
+        .get("deletion_waves")
+        .and_then(|w| w.as_array())
+    {
         if !waves.is_empty() {
-            let verb = if event.dry_run { "would delete" } else { "deletion order" };
+            let verb = if event.dry_run {
+                "would delete"
+            } else {
+                "deletion order"
+            };
             out.push_str(&format!("\n{verb}, in order:\n"));
             let mut n = 0;
             for wave in waves {
@@ -42,10 +56,18 @@ pub fn table(event: &ResultEvent) -> String {
         }
     }
     if let Some(total) = event.details.get("cost_avoided_usd") {
-        let label = if event.dry_run { "cost that would be avoided" } else { "cost avoided" };
-        out.push_str(&format!("\n{label}: ${total}"));
-        if let Some(by) = event.details.get("cost_avoided_by_project").and_then(|b| b.as_object()) {
-            let parts: Vec<String> = by.iter().map(|(k, v)| format!("{k} ${v}")).collect();
+        let label = if event.dry_run {
+            "cost that would be avoided"
+        } else {
+            "cost avoided"
+        };
+        out.push_str(&format!("\n{label}: {}", usd(total)));
+        if let Some(by) = event
+            .details
+            .get("cost_avoided_by_project")
+            .and_then(|b| b.as_object())
+        {
+            let parts: Vec<String> = by.iter().map(|(k, v)| format!("{k} {}", usd(v))).collect();
             if !parts.is_empty() {
                 out.push_str(&format!(" ({})", parts.join(", ")));
             }

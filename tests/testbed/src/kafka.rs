@@ -184,7 +184,7 @@ fn kafka_error(service: &str, action: &str, source: KafkaError) -> Error {
     Error::Kafka {
         service: service.into(),
         action: action.into(),
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -264,6 +264,11 @@ pub async fn consume_all(
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // Shorter waits and backoffs than librdkafka's defaults: measured against tansu,
+            // reading 5 messages takes 0.6 s instead of 1.1 s.
+            .set("fetch.wait.max.ms", "50")
+            .set("fetch.error.backoff.ms", "50")
+            .set("fetch.queue.backoff.ms", "10")
             .create()
             .map_err(error)?;
         let mut assignment = TopicPartitionList::new();

@@ -120,9 +120,9 @@ pub enum Error {
         service: String,
         /// What we were doing.
         action: String,
-        /// The underlying error.
+        /// The underlying error (boxed: it is large).
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// The service answered, but not as expected.
     #[error("{service}: {action}: {detail}")]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use testbed::kafka::{Tansu, consume_all};
+use testbed::kafka::{Tansu, consume_all, mock_cluster};
 use testbed::moto::Moto;
 use testbed::process::{Error, ManagedProcess, free_port};
 use testbed::pushgateway::Pushgateway;
@@ -144,6 +144,45 @@ async fn tansu_round_trips_messages_and_fails_fast_once_stopped() -> Result<()> 
         waited < Duration::from_secs(5),
         "produce to a stopped broker took {waited:?} to fail"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn mock_cluster_round_trips_through_consume_all() -> Result<()> {
+    let cluster = mock_cluster(&[("events", 3)])?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create()?;
+    for i in 0..3 {
+        producer
+            .send(
+                FutureRecord::to("events")
+                    .key(&format!("k{i}"))
+                    .payload(&format!("p{i}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+    }
+    let mut received = consume_all(
+        &cluster.bootstrap_servers(),
+        "events",
+        3,
+        Duration::from_secs(20),
+    )
+    .await?;
+    received.sort();
+    let expected: Vec<(Option<Vec<u8>>, Vec<u8>)> = (0..3)
+        .map(|i| {
+            (
+                Some(format!("k{i}").into_bytes()),
+                format!("p{i}").into_bytes(),
+            )
+        })
+        .collect();
+    assert_eq!(received, expected);
     Ok(())
 }
 

@@ -99,7 +99,11 @@ mod tests {
     fn every_dependency_is_a_registered_kind() {
         for k in KINDS {
             for w in k.wait_for() {
-                assert!(by_name(w).is_some(), "{} waits for unknown kind {w}", k.name());
+                assert!(
+                    by_name(w).is_some(),
+                    "{} waits for unknown kind {w}",
+                    k.name()
+                );
                 assert_ne!(*w, k.name(), "{} waits for itself", k.name());
             }
         }
@@ -108,7 +112,11 @@ mod tests {
     #[test]
     fn registry_has_no_cycle_and_order_respects_dependencies() {
         let order = deletion_order();
-        assert_eq!(order.len(), KINDS.len(), "a cycle left kinds out: {order:?}");
+        assert_eq!(
+            order.len(),
+            KINDS.len(),
+            "a cycle left kinds out: {order:?}"
+        );
         let pos = |n: &str| order.iter().position(|o| *o == n).expect("in order");
         for k in KINDS {
             for w in k.wait_for() {

@@ -115,7 +115,11 @@ pub fn plan(resources: Vec<Resource>, rules: &Rules<'_>) -> Plan {
         .collect();
     let waves = order_deletions(&mut items);
     let cap_breach = check_caps(&items, rules.caps);
-    Plan { items, waves, cap_breach }
+    Plan {
+        items,
+        waves,
+        cap_breach,
+    }
 }
 
 fn decide(r: &Resource, rules: &Rules<'_>) -> Outcome {
@@ -157,7 +161,11 @@ fn decide(r: &Resource, rules: &Rules<'_>) -> Outcome {
 /// Holds back deletions whose `wait_for` includes a resource that stays, then sorts the rest in
 /// waves (Kahn's algorithm over per-instance edges; kind order and id break ties).
 fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
-    let index: HashMap<String, usize> = items.iter().enumerate().map(|(i, it)| (it.resource.id.clone(), i)).collect();
+    let index: HashMap<String, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.resource.id.clone(), i))
+        .collect();
     // Holding one deletion back can make another wait on it: repeat until nothing changes.
     loop {
         let deleting: HashSet<usize> = deletions(items).collect();
@@ -170,10 +178,14 @@ fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
                 .find(|w| index.get(*w).is_some_and(|j| !deleting.contains(j)))
                 .cloned();
             if let Some(b) = blocker {
-                let outcome = std::mem::replace(&mut items[i].outcome, Outcome::Protected(placeholder()));
+                let outcome =
+                    std::mem::replace(&mut items[i].outcome, Outcome::Protected(placeholder()));
                 if let Outcome::Delete(boxed) = outcome {
                     let (t, d, _) = *boxed;
-                    items[i].outcome = Outcome::Held(Box::new((t, d)), format!("waits for {b}, which this run does not delete"));
+                    items[i].outcome = Outcome::Held(
+                        Box::new((t, d)),
+                        format!("waits for {b}, which this run does not delete"),
+                    );
                     changed = true;
                 }
             }
@@ -183,7 +195,11 @@ fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
         }
     }
 
-    let kind_rank: HashMap<&str, usize> = kinds::deletion_order().into_iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let kind_rank: HashMap<&str, usize> = kinds::deletion_order()
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, i))
+        .collect();
     let mut remaining: Vec<usize> = deletions(items).collect();
     let mut waves = Vec::new();
     let mut gone: HashSet<usize> = HashSet::new();
@@ -203,15 +219,27 @@ fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
         if wave.is_empty() {
             // A per-instance cycle (inconsistent inventory): hold every remaining deletion.
             for &i in &remaining {
-                let outcome = std::mem::replace(&mut items[i].outcome, Outcome::Protected(placeholder()));
+                let outcome =
+                    std::mem::replace(&mut items[i].outcome, Outcome::Protected(placeholder()));
                 if let Outcome::Delete(boxed) = outcome {
                     let (t, d, _) = *boxed;
-                    items[i].outcome = Outcome::Held(Box::new((t, d)), "dependency cycle in the inventory".to_string());
+                    items[i].outcome = Outcome::Held(
+                        Box::new((t, d)),
+                        "dependency cycle in the inventory".to_string(),
+                    );
                 }
             }
             break;
         }
-        wave.sort_by_key(|&i| (kind_rank.get(items[i].resource.kind).copied().unwrap_or(usize::MAX), items[i].resource.id.clone()));
+        wave.sort_by_key(|&i| {
+            (
+                kind_rank
+                    .get(items[i].resource.kind)
+                    .copied()
+                    .unwrap_or(usize::MAX),
+                items[i].resource.id.clone(),
+            )
+        });
         gone.extend(wave.iter().copied());
         remaining.retain(|i| !gone.contains(i));
         waves.push(wave);
@@ -246,7 +274,9 @@ fn check_caps(items: &[Item], caps: &Caps) -> Option<String> {
                 *deleting.entry(key.clone()).or_default() += 1;
                 *eligible.entry(key).or_default() += 1;
             }
-            Outcome::Nothing(_) | Outcome::Warn(_) | Outcome::Held(..) => *eligible.entry(key).or_default() += 1,
+            Outcome::Nothing(_) | Outcome::Warn(_) | Outcome::Held(..) => {
+                *eligible.entry(key).or_default() += 1
+            }
             _ => {}
         }
     }
@@ -255,7 +285,10 @@ fn check_caps(items: &[Item], caps: &Caps) -> Option<String> {
         let total = eligible.get(scope).copied().unwrap_or(*n);
         let percent = 100.0 * *n as f64 / total as f64;
         if *n > caps.max_deletions {
-            breaches.push(format!("{scope}: {n} deletions exceed job.caps.max_deletions = {}", caps.max_deletions));
+            breaches.push(format!(
+                "{scope}: {n} deletions exceed job.caps.max_deletions = {}",
+                caps.max_deletions
+            ));
         } else if *n > caps.percent_applies_above && percent > caps.max_percent {
             breaches.push(format!(
                 "{scope}: {n} deletions are {percent:.0}% of {total} eligible resources, above job.caps.max_percent = {}%",
@@ -263,7 +296,12 @@ fn check_caps(items: &[Item], caps: &Caps) -> Option<String> {
             ));
         }
     }
-    (!breaches.is_empty()).then(|| format!("blast-radius cap exceeded, nothing deleted: {}", breaches.join("; ")))
+    (!breaches.is_empty()).then(|| {
+        format!(
+            "blast-radius cap exceeded, nothing deleted: {}",
+            breaches.join("; ")
+        )
+    })
 }
 
 impl Item {
@@ -284,7 +322,10 @@ impl Item {
     /// Tags and decision, when tags are valid.
     pub fn tags_and_decision(&self) -> Option<(&ResourceTags, &Decision)> {
         match &self.outcome {
-            Outcome::Ineligible(b) | Outcome::Nothing(b) | Outcome::Warn(b) | Outcome::Held(b, _) => Some((&b.0, &b.1)),
+            Outcome::Ineligible(b)
+            | Outcome::Nothing(b)
+            | Outcome::Warn(b)
+            | Outcome::Held(b, _) => Some((&b.0, &b.1)),
             Outcome::Delete(b) => Some((&b.0, &b.1)),
             Outcome::Protected(_) | Outcome::Violation(_) => None,
         }
@@ -294,7 +335,11 @@ impl Item {
     pub fn reason(&self) -> String {
         match &self.outcome {
             Outcome::Protected(p) => p.reason.clone(),
-            Outcome::Violation(v) => v.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            Outcome::Violation(v) => v
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
             Outcome::Ineligible(b) => b.1.reason.clone(),
             Outcome::Nothing(b) | Outcome::Warn(b) => b.1.action_reason.clone(),
             Outcome::Delete(b) => format!("{}; {}", b.1.action_reason, b.1.reason),
@@ -306,17 +351,24 @@ impl Item {
     pub fn finding(&self) -> Option<Finding> {
         let r = &self.resource;
         let (kind, severity) = match &self.outcome {
-            Outcome::Protected(_) | Outcome::Ineligible(_) => (finding_type::PROTECTED, Severity::Info),
+            Outcome::Protected(_) | Outcome::Ineligible(_) => {
+                (finding_type::PROTECTED, Severity::Info)
+            }
             Outcome::Violation(_) => (finding_type::TAG_VIOLATION, Severity::Warning),
             Outcome::Nothing(_) => return None,
             Outcome::Warn(_) => (finding_type::EXPIRING, Severity::Warning),
             Outcome::Delete(_) | Outcome::Held(..) => (finding_type::EXPIRED, Severity::Critical),
         };
         let reason = self.reason();
-        let mut f = Finding::new(kind, severity, &r.id, format!("{} {}: {reason}", r.kind, r.name))
-            .with("kind", r.kind)
-            .with("action", self.action().as_str())
-            .with("reason", reason.clone());
+        let mut f = Finding::new(
+            kind,
+            severity,
+            &r.id,
+            format!("{} {}: {reason}", r.kind, r.name),
+        )
+        .with("kind", r.kind)
+        .with("action", self.action().as_str())
+        .with("reason", reason.clone());
         match self.tags_and_decision() {
             Some((t, d)) => {
                 f = f

@@ -16,7 +16,10 @@ struct Fixture(Resource);
 
 impl Fixture {
     fn aws(kind: &'static str, name: &str) -> Self {
-        let id = format!("arn:aws:ec2:us-east-1:{ACCOUNT}:{}/{name}", kind.trim_start_matches("ec2-"));
+        let id = format!(
+            "arn:aws:ec2:us-east-1:{ACCOUNT}:{}/{name}",
+            kind.trim_start_matches("ec2-")
+        );
         Fixture(Resource {
             id,
             kind,
@@ -41,7 +44,8 @@ impl Fixture {
     }
     /// Deadline `hours` from now (negative: in the past).
     fn deadline_in(mut self, hours: i64) -> Self {
-        let created = now() - SignedDuration::from_hours(7 * 24) + SignedDuration::from_hours(hours);
+        let created =
+            now() - SignedDuration::from_hours(7 * 24) + SignedDuration::from_hours(hours);
         self.0.tags.insert("created_at".into(), created.to_string());
         self
     }
@@ -49,7 +53,10 @@ impl Fixture {
     fn expired(self) -> Self {
         let f = self.deadline_in(-1);
         let deadline = now() - SignedDuration::from_hours(1);
-        f.tag("ttl-notified-stage", &crate::policy::notified_tag_value(crate::policy::Stage::Warn24h, deadline))
+        f.tag(
+            "ttl-notified-stage",
+            &crate::policy::notified_tag_value(crate::policy::Stage::Warn24h, deadline),
+        )
     }
     fn tag(mut self, k: &str, v: &str) -> Self {
         self.0.tags.insert(k.into(), v.into());
@@ -84,7 +91,11 @@ fn valid_tags() -> BTreeMap<String, String> {
     .collect()
 }
 
-fn run_plan(resources: Vec<Resource>, protect: &dyn Fn(&Resource) -> Option<Protected>, caps: &Caps) -> Plan {
+fn run_plan(
+    resources: Vec<Resource>,
+    protect: &dyn Fn(&Resource) -> Option<Protected>,
+    caps: &Caps,
+) -> Plan {
     let policy = TagPolicy::default();
     let pricing = Pricing {
         instance_hourly: [("t3.large".to_string(), 0.1)].into(),
@@ -109,16 +120,25 @@ fn nothing_protected(_: &Resource) -> Option<Protected> {
 }
 
 fn actions(p: &Plan) -> Vec<(&str, Action)> {
-    p.items.iter().map(|i| (i.resource.name.as_str(), i.action())).collect()
+    p.items
+        .iter()
+        .map(|i| (i.resource.name.as_str(), i.action()))
+        .collect()
 }
 
 #[test]
 fn each_stage_gets_its_action() {
     let p = run_plan(
         vec![
-            Fixture::aws("ec2-instance", "fresh").deadline_in(100).build(),
-            Fixture::aws("ec2-instance", "in47h").deadline_in(47).build(),
-            Fixture::aws("ec2-instance", "in23h").deadline_in(23).build(),
+            Fixture::aws("ec2-instance", "fresh")
+                .deadline_in(100)
+                .build(),
+            Fixture::aws("ec2-instance", "in47h")
+                .deadline_in(47)
+                .build(),
+            Fixture::aws("ec2-instance", "in23h")
+                .deadline_in(23)
+                .build(),
             Fixture::aws("ec2-instance", "gone").expired().build(),
         ],
         &nothing_protected,
@@ -133,7 +153,20 @@ fn each_stage_gets_its_action() {
             ("gone", Action::Delete)
         ]
     );
-    let f: Vec<Option<&str>> = p.items.iter().map(|i| i.finding()).map(|f| f.map(|f| if f.kind == finding_type::EXPIRED { "expired" } else { "other" })).collect();
+    let f: Vec<Option<&str>> = p
+        .items
+        .iter()
+        .map(|i| i.finding())
+        .map(|f| {
+            f.map(|f| {
+                if f.kind == finding_type::EXPIRED {
+                    "expired"
+                } else {
+                    "other"
+                }
+            })
+        })
+        .collect();
     assert_eq!(f, [None, Some("other"), Some("other"), Some("expired")]);
     let deleted = p.items[3].finding().expect("finding");
     assert_eq!(deleted.fields["cost_avoided_usd"], 72.0); // 0.1 $/h × 720 h
@@ -157,27 +190,69 @@ fn guardrails_win_over_expiry_in_order() {
     unreadable.tags_unreadable = Some("AccessDenied".into());
     let p = run_plan(
         vec![
-            Fixture::aws("ec2-instance", "whitelisted").expired().build(),
+            Fixture::aws("ec2-instance", "whitelisted")
+                .expired()
+                .build(),
             other_account,
             unreadable,
-            Fixture::aws("ec2-instance", "prod").expired().tag("environment", "prod").build(),
-            Fixture::aws("ec2-instance", "restricted").expired().tag("data-class", "restricted").build(),
-            Fixture::aws("ec2-instance", "optout").expired().tag("auto-teardown", "false").build(),
-            Fixture::aws("ec2-instance", "badtags").expired().without("owner").tag("ttl", "45d").build(),
+            Fixture::aws("ec2-instance", "prod")
+                .expired()
+                .tag("environment", "prod")
+                .build(),
+            Fixture::aws("ec2-instance", "restricted")
+                .expired()
+                .tag("data-class", "restricted")
+                .build(),
+            Fixture::aws("ec2-instance", "optout")
+                .expired()
+                .tag("auto-teardown", "false")
+                .build(),
+            Fixture::aws("ec2-instance", "badtags")
+                .expired()
+                .without("owner")
+                .tag("ttl", "45d")
+                .build(),
         ],
         &wl,
         &Caps::default(),
     );
-    assert!(p.waves.is_empty(), "nothing may be deleted: {:?}", actions(&p));
-    let kinds: Vec<String> = p.items.iter().map(|i| i.finding().expect("every guarded item is reported").kind).collect();
+    assert!(
+        p.waves.is_empty(),
+        "nothing may be deleted: {:?}",
+        actions(&p)
+    );
+    let kinds: Vec<String> = p
+        .items
+        .iter()
+        .map(|i| i.finding().expect("every guarded item is reported").kind)
+        .collect();
     assert_eq!(kinds[..6], [finding_type::PROTECTED; 6].map(String::from));
     assert_eq!(kinds[6], finding_type::TAG_VIOLATION);
-    assert!(p.items[0].reason().contains("whitelist"), "{}", p.items[0].reason());
-    assert!(p.items[1].reason().contains("999999999999"), "{}", p.items[1].reason());
-    assert!(p.items[2].reason().contains("AccessDenied"), "{}", p.items[2].reason());
-    assert!(p.items[3].reason().contains("production"), "{}", p.items[3].reason());
+    assert!(
+        p.items[0].reason().contains("whitelist"),
+        "{}",
+        p.items[0].reason()
+    );
+    assert!(
+        p.items[1].reason().contains("999999999999"),
+        "{}",
+        p.items[1].reason()
+    );
+    assert!(
+        p.items[2].reason().contains("AccessDenied"),
+        "{}",
+        p.items[2].reason()
+    );
+    assert!(
+        p.items[3].reason().contains("production"),
+        "{}",
+        p.items[3].reason()
+    );
     let violations = p.items[6].reason();
-    assert!(violations.contains("\"owner\"") && violations.contains("\"ttl\""), "both problems reported: {violations}");
+    assert!(
+        violations.contains("\"owner\"") && violations.contains("\"ttl\""),
+        "both problems reported: {violations}"
+    );
 }
 
 #[test]
@@ -185,47 +260,99 @@ fn instance_goes_before_its_volume_and_security_group() {
     let instance = Fixture::aws("ec2-instance", "i-1").expired().build();
     let p = run_plan(
         vec![
-            Fixture::aws("security-group", "sg-1").expired().waits_for(&instance.id).build(),
-            Fixture::aws("ebs-volume", "vol-1").expired().waits_for(&instance.id).build(),
+            Fixture::aws("security-group", "sg-1")
+                .expired()
+                .waits_for(&instance.id)
+                .build(),
+            Fixture::aws("ebs-volume", "vol-1")
+                .expired()
+                .waits_for(&instance.id)
+                .build(),
             instance.clone(),
         ],
         &nothing_protected,
         &Caps::default(),
     );
-    let waves: Vec<Vec<&str>> = p.waves.iter().map(|w| w.iter().map(|&i| p.items[i].resource.name.as_str()).collect()).collect();
+    let waves: Vec<Vec<&str>> = p
+        .waves
+        .iter()
+        .map(|w| {
+            w.iter()
+                .map(|&i| p.items[i].resource.name.as_str())
+                .collect()
+        })
+        .collect();
     assert_eq!(waves, [vec!["i-1"], vec!["vol-1", "sg-1"]]);
 }
 
 #[test]
 fn a_deletion_waiting_for_a_kept_resource_is_held() {
-    let kept = Fixture::aws("ec2-instance", "i-kept").deadline_in(100).build();
-    let sg = Fixture::aws("security-group", "sg-1").expired().waits_for(&kept.id).build();
+    let kept = Fixture::aws("ec2-instance", "i-kept")
+        .deadline_in(100)
+        .build();
+    let sg = Fixture::aws("security-group", "sg-1")
+        .expired()
+        .waits_for(&kept.id)
+        .build();
     // A volume waiting on the held group is held too (the hold propagates).
-    let vol = Fixture::aws("ebs-volume", "vol-1").expired().waits_for(&sg.id).build();
+    let vol = Fixture::aws("ebs-volume", "vol-1")
+        .expired()
+        .waits_for(&sg.id)
+        .build();
     let p = run_plan(vec![kept, sg, vol], &nothing_protected, &Caps::default());
     assert!(p.waves.is_empty());
     assert!(matches!(p.items[1].outcome, Outcome::Held(..)));
-    assert!(p.items[1].reason().contains("i-kept"), "{}", p.items[1].reason());
+    assert!(
+        p.items[1].reason().contains("i-kept"),
+        "{}",
+        p.items[1].reason()
+    );
     assert!(matches!(p.items[2].outcome, Outcome::Held(..)));
-    assert_eq!(p.items[1].finding().expect("reported").fields["action"], "none");
+    assert_eq!(
+        p.items[1].finding().expect("reported").fields["action"],
+        "none"
+    );
 }
 
 #[test]
 fn caps_refuse_the_whole_run() {
-    let many: Vec<Resource> = (0..4).map(|i| Fixture::aws("ec2-instance", &format!("i-{i}")).expired().build()).collect();
+    let many: Vec<Resource> = (0..4)
+        .map(|i| {
+            Fixture::aws("ec2-instance", &format!("i-{i}"))
+                .expired()
+                .build()
+        })
+        .collect();
     let caps = Caps {
         max_deletions: 3,
         ..Caps::default()
     };
     let p = run_plan(many.clone(), &nothing_protected, &caps);
     let breach = p.cap_breach.expect("over the absolute cap");
-    assert!(breach.contains("aws:111111111111: 4 deletions exceed job.caps.max_deletions = 3"), "{breach}");
+    assert!(
+        breach.contains("aws:111111111111: 4 deletions exceed job.caps.max_deletions = 3"),
+        "{breach}"
+    );
 
     // Percentage: 6 of 10 eligible is 60% > 20%, and above the 5-deletion floor.
-    let mut mixed: Vec<Resource> = (0..6).map(|i| Fixture::aws("ec2-instance", &format!("x-{i}")).expired().build()).collect();
-    mixed.extend((0..4).map(|i| Fixture::aws("ec2-instance", &format!("y-{i}")).deadline_in(100).build()));
+    let mut mixed: Vec<Resource> = (0..6)
+        .map(|i| {
+            Fixture::aws("ec2-instance", &format!("x-{i}"))
+                .expired()
+                .build()
+        })
+        .collect();
+    mixed.extend((0..4).map(|i| {
+        Fixture::aws("ec2-instance", &format!("y-{i}"))
+            .deadline_in(100)
+            .build()
+    }));
     let p = run_plan(mixed, &nothing_protected, &Caps::default());
-    assert!(p.cap_breach.expect("over the percentage cap").contains("60% of 10 eligible"));
+    assert!(
+        p.cap_breach
+            .expect("over the percentage cap")
+            .contains("60% of 10 eligible")
+    );
 
     // Under both caps.
     let p = run_plan(many, &nothing_protected, &Caps::default());

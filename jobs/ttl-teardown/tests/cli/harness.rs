@@ -28,25 +28,65 @@ async fn the_event_on_kafka_equals_the_printed_one_and_metrics_reach_the_pushgat
     let pgw = Pushgateway::start().await.expect("pushgateway");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "kafka:\n  delivery_timeout: 10s\n");
-    let env = [("GOV_KAFKA_BROKERS", broker.bootstrap()), ("GOV_PUSHGATEWAY_URL", pgw.url())];
-    let out = run(dir.path(), &["--config", config.to_str().expect("utf-8"), "--now", DEMO_NOW, "--output", "json"], &env).await;
+    let env = [
+        ("GOV_KAFKA_BROKERS", broker.bootstrap()),
+        ("GOV_PUSHGATEWAY_URL", pgw.url()),
+    ];
+    let out = run(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--now",
+            DEMO_NOW,
+            "--output",
+            "json",
+        ],
+        &env,
+    )
+    .await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
     let printed: ResultEvent = serde_json::from_str(&stdout).expect("printed event");
 
-    let records = consume_all(&broker.bootstrap(), "security-job-results", 1, Duration::from_secs(20)).await.expect("consume");
+    let records = consume_all(
+        &broker.bootstrap(),
+        "security-job-results",
+        1,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("consume");
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].0.as_deref(), Some(b"ttl-teardown".as_slice()));
     let consumed: ResultEvent = serde_json::from_slice(&records[0].1).expect("result event");
     assert_eq!(consumed, printed, "field by field");
 
-    let expiring = consume_all(&broker.bootstrap(), "resource-expiring", 4, Duration::from_secs(5)).await.expect("consume");
-    assert_eq!(expiring.len(), 3, "one event per resource reaching a warning stage");
+    let expiring = consume_all(
+        &broker.bootstrap(),
+        "resource-expiring",
+        4,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("consume");
+    assert_eq!(
+        expiring.len(),
+        3,
+        "one event per resource reaching a warning stage"
+    );
     let first: serde_json::Value = serde_json::from_slice(&expiring[0].1).expect("json");
     assert_eq!(first["event_type"], "resource-expiring");
     assert_eq!(first["run_id"], printed.run_id.as_str());
     assert_eq!(first["dry_run"], true);
-    let violations = consume_all(&broker.bootstrap(), "tag-violation", 2, Duration::from_secs(5)).await.expect("consume");
+    let violations = consume_all(
+        &broker.bootstrap(),
+        "tag-violation",
+        2,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("consume");
     assert_eq!(violations.len(), 1);
 
     // A dry run pushes to its own group.
@@ -58,19 +98,31 @@ async fn the_event_on_kafka_equals_the_printed_one_and_metrics_reach_the_pushgat
         .expect("runs counter");
     assert_eq!(runs.value, 1.0);
     let critical = pgw
-        .find_metric(&group, "security_job_findings_total", &[("severity", "critical")])
+        .find_metric(
+            &group,
+            "security_job_findings_total",
+            &[("severity", "critical")],
+        )
         .await
         .expect("query")
         .expect("findings counter");
     assert_eq!(critical.value, printed.summary.critical as f64);
     let cost = pgw
-        .find_metric(&group, "ttl_cost_avoided_usd_total", &[("project", "checkout")])
+        .find_metric(
+            &group,
+            "ttl_cost_avoided_usd_total",
+            &[("project", "checkout")],
+        )
         .await
         .expect("query")
         .expect("cost counter");
     assert!((cost.value - 154.02).abs() < 1e-6, "{}", cost.value);
     let deleted = pgw
-        .find_metric(&group, "ttl_resources_deleted_total", &[("kind", "ec2-instance"), ("project", "checkout")])
+        .find_metric(
+            &group,
+            "ttl_resources_deleted_total",
+            &[("kind", "ec2-instance"), ("project", "checkout")],
+        )
         .await
         .expect("query")
         .expect("deleted counter");
@@ -80,13 +132,30 @@ async fn the_event_on_kafka_equals_the_printed_one_and_metrics_reach_the_pushgat
 #[tokio::test]
 async fn a_bad_config_exits_2_naming_file_line_and_field() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), "kafka:\n  brokers:\n    - kafka-0:9092\n    - localhost\n");
-    let out = run(dir.path(), &["--config", config.to_str().expect("utf-8")], &[]).await;
+    let config = write_config(
+        dir.path(),
+        "kafka:\n  brokers:\n    - kafka-0:9092\n    - localhost\n",
+    );
+    let out = run(
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+        &[],
+    )
+    .await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    let expected = format!("{}:4:7: kafka.brokers[1]: expected host:port", config.display());
-    assert!(stderr.contains(&expected), "stderr lacks {expected:?}: {stderr}");
-    assert!(stdout.is_empty(), "no report for a run that never started: {stdout}");
+    let expected = format!(
+        "{}:4:7: kafka.brokers[1]: expected host:port",
+        config.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "stderr lacks {expected:?}: {stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "no report for a run that never started: {stdout}"
+    );
     assert!(!dir.path().join("demo-events.jsonl").exists());
 }
 
@@ -94,11 +163,22 @@ async fn a_bad_config_exits_2_naming_file_line_and_field() {
 async fn execute_without_a_broker_is_refused_before_any_side_effect() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "kafka:\n  fallback:\n    file: events.jsonl\n");
-    let out = run(dir.path(), &["--config", config.to_str().expect("utf-8"), "--execute"], &[]).await;
+    let out = run(
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8"), "--execute"],
+        &[],
+    )
+    .await;
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains("--execute needs a durable audit sink"), "{stderr}");
-    assert!(stderr.contains("kafka.brokers"), "the message says what to configure: {stderr}");
+    assert!(
+        stderr.contains("--execute needs a durable audit sink"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("kafka.brokers"),
+        "the message says what to configure: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -106,16 +186,43 @@ async fn an_unreadable_or_invalid_whitelist_refuses_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), "");
     std::fs::remove_file(dir.path().join("whitelist.yaml")).expect("remove");
-    let out = run(dir.path(), &["--config", config.to_str().expect("utf-8"), "--now", DEMO_NOW], &[]).await;
+    let out = run(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--now",
+            DEMO_NOW,
+        ],
+        &[],
+    )
+    .await;
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("whitelist.yaml"), "{stderr}");
 
-    std::fs::write(dir.path().join("whitelist.yaml"), "never_delete:\n  aws_resources:\n    - \"arn:aws:ec2\"\n").expect("write");
-    let out = run(dir.path(), &["--config", config.to_str().expect("utf-8"), "--now", DEMO_NOW], &[]).await;
+    std::fs::write(
+        dir.path().join("whitelist.yaml"),
+        "never_delete:\n  aws_resources:\n    - \"arn:aws:ec2\"\n",
+    )
+    .expect("write");
+    let out = run(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--now",
+            DEMO_NOW,
+        ],
+        &[],
+    )
+    .await;
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains("whitelist.yaml:3:"), "the whitelist problem names its line: {stderr}");
+    assert!(
+        stderr.contains("whitelist.yaml:3:"),
+        "the whitelist problem names its line: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -139,10 +246,25 @@ async fn secrets_never_appear_in_logs_output_or_events() {
         ("RUST_LOG", "debug".to_string()),
     ];
     for output in ["json", "table"] {
-        let out = run(dir.path(), &["--config", config.to_str().expect("utf-8"), "--now", DEMO_NOW, "--output", output], &env).await;
+        let out = run(
+            dir.path(),
+            &[
+                "--config",
+                config.to_str().expect("utf-8"),
+                "--now",
+                DEMO_NOW,
+                "--output",
+                output,
+            ],
+            &env,
+        )
+        .await;
         let (stdout, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
-        assert!(stderr.contains("run started"), "logs were captured at debug level: {stderr}");
+        assert!(
+            stderr.contains("run started"),
+            "logs were captured at debug level: {stderr}"
+        );
         for secret in [smtp_password, webhook, "W3bh00k-S3cret", routing_key] {
             assert!(!stdout.contains(secret), "{secret} leaked to stdout");
             assert!(!stderr.contains(secret), "{secret} leaked to the logs");
@@ -150,9 +272,17 @@ async fn secrets_never_appear_in_logs_output_or_events() {
     }
     let mut events = Vec::new();
     for topic in ["security-job-results", "resource-expiring", "tag-violation"] {
-        events.extend(consume_all(&broker.bootstrap(), topic, 100, Duration::from_secs(3)).await.expect("consume"));
+        events.extend(
+            consume_all(&broker.bootstrap(), topic, 100, Duration::from_secs(3))
+                .await
+                .expect("consume"),
+        );
     }
-    assert!(events.len() >= 2 + 6 + 2, "two runs' events were consumed: {}", events.len());
+    assert!(
+        events.len() >= 2 + 6 + 2,
+        "two runs' events were consumed: {}",
+        events.len()
+    );
     for (_, payload) in events {
         let text = String::from_utf8_lossy(&payload);
         for secret in [smtp_password, "W3bh00k-S3cret", routing_key] {

@@ -50,10 +50,21 @@ async fn assumed_role_credentials_are_used_for_an_account_with_a_role() {
     let sdk = aws_sdk_config_from(loader, &config, &target).await;
     // moto's STS answers AssumeRole; the identity seen afterwards is the assumed role's account.
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    ec2.describe_vpcs().send().await.expect("calls succeed with assumed-role credentials");
-    let sts = aws_sdk_ec2::config::SharedCredentialsProvider::clone(sdk.credentials_provider().as_ref().expect("provider"));
-    let creds = aws_credential_types::provider::ProvideCredentials::provide_credentials(&sts).await.expect("assumed");
-    assert_ne!(creds.access_key_id(), "testing", "the role's temporary credentials, not the base ones");
+    ec2.describe_vpcs()
+        .send()
+        .await
+        .expect("calls succeed with assumed-role credentials");
+    let sts = aws_sdk_ec2::config::SharedCredentialsProvider::clone(
+        sdk.credentials_provider().as_ref().expect("provider"),
+    );
+    let creds = aws_credential_types::provider::ProvideCredentials::provide_credentials(&sts)
+        .await
+        .expect("assumed");
+    assert_ne!(
+        creds.access_key_id(),
+        "testing",
+        "the role's temporary credentials, not the base ones"
+    );
 }
 
 #[tokio::test]

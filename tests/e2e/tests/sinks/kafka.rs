@@ -9,7 +9,10 @@ use crate::sample_event;
 
 fn config(bootstrap: &str, timeout: Duration) -> KafkaConfig {
     KafkaConfig {
-        brokers: bootstrap.split(',').map(|b| HostPort::parse(b).expect("host:port")).collect(),
+        brokers: bootstrap
+            .split(',')
+            .map(|b| HostPort::parse(b).expect("host:port"))
+            .collect(),
         delivery_timeout: common::config::HumanDuration(timeout),
         ..KafkaConfig::default()
     }
@@ -19,20 +22,33 @@ fn config(bootstrap: &str, timeout: Duration) -> KafkaConfig {
 async fn result_event_round_trips_through_the_mock_cluster() {
     let cluster = mock_cluster(&[("security-job-results", 3)]).expect("mock cluster");
     let bootstrap = cluster.bootstrap_servers();
-    let publisher = Publisher::from_config(&config(&bootstrap, Duration::from_secs(10))).expect("publisher");
+    let publisher =
+        Publisher::from_config(&config(&bootstrap, Duration::from_secs(10))).expect("publisher");
     assert!(publisher.is_durable());
 
     let sent = sample_event("mock-job");
     let delivery = publisher.publish_result(&sent).await.expect("acknowledged");
     assert_eq!(delivery.topic, "security-job-results");
-    assert!(delivery.position.is_some(), "a kafka delivery has a partition and offset");
+    assert!(
+        delivery.position.is_some(),
+        "a kafka delivery has a partition and offset"
+    );
 
-    let records = consume_all(&bootstrap, "security-job-results", 1, Duration::from_secs(20))
-        .await
-        .expect("consume");
+    let records = consume_all(
+        &bootstrap,
+        "security-job-results",
+        1,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("consume");
     assert_eq!(records.len(), 1);
     let (key, payload) = &records[0];
-    assert_eq!(key.as_deref(), Some(b"mock-job".as_slice()), "keyed by job name");
+    assert_eq!(
+        key.as_deref(),
+        Some(b"mock-job".as_slice()),
+        "keyed by job name"
+    );
     let received: ResultEvent = serde_json::from_slice(payload).expect("a result event");
     assert_eq!(received, sent, "field by field");
 }
@@ -40,23 +56,55 @@ async fn result_event_round_trips_through_the_mock_cluster() {
 #[tokio::test]
 async fn durable_publish_against_tansu_then_broker_stopped_fails_within_the_timeout() {
     let mut broker = Tansu::start().await.expect("tansu");
-    broker.create_topic("security-job-results", 3).await.expect("topic");
-    broker.create_topic("resource-deleted", 1).await.expect("topic");
+    broker
+        .create_topic("security-job-results", 3)
+        .await
+        .expect("topic");
+    broker
+        .create_topic("resource-deleted", 1)
+        .await
+        .expect("topic");
     let timeout = Duration::from_secs(3);
-    let publisher = Publisher::from_config(&config(&broker.bootstrap(), timeout)).expect("publisher");
+    let publisher =
+        Publisher::from_config(&config(&broker.bootstrap(), timeout)).expect("publisher");
 
     let sent = sample_event("tansu-job");
-    publisher.publish_result(&sent).await.expect("acknowledged by tansu");
-    let intent = serde_json::json!({"resource": "arn:aws:ec2:us-east-1:111111111111:instance/i-1", "phase": "intent"});
-    publisher.publish("resource-deleted", "arn:aws:ec2:us-east-1:111111111111:instance/i-1", &intent).await.expect("acknowledged");
-
-    let records = consume_all(&broker.bootstrap(), "security-job-results", 1, Duration::from_secs(20))
+    publisher
+        .publish_result(&sent)
         .await
-        .expect("consume");
+        .expect("acknowledged by tansu");
+    let intent = serde_json::json!({"resource": "arn:aws:ec2:us-east-1:111111111111:instance/i-1", "phase": "intent"});
+    publisher
+        .publish(
+            "resource-deleted",
+            "arn:aws:ec2:us-east-1:111111111111:instance/i-1",
+            &intent,
+        )
+        .await
+        .expect("acknowledged");
+
+    let records = consume_all(
+        &broker.bootstrap(),
+        "security-job-results",
+        1,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("consume");
     let received: ResultEvent = serde_json::from_slice(&records[0].1).expect("a result event");
     assert_eq!(received, sent);
-    let audit = consume_all(&broker.bootstrap(), "resource-deleted", 1, Duration::from_secs(20)).await.expect("consume");
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&audit[0].1).expect("json"), intent);
+    let audit = consume_all(
+        &broker.bootstrap(),
+        "resource-deleted",
+        1,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("consume");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&audit[0].1).expect("json"),
+        intent
+    );
 
     // The broker goes away mid-run: the next durable publish must fail, and within the timeout.
     broker.stop();
@@ -69,7 +117,10 @@ async fn durable_publish_against_tansu_then_broker_stopped_fails_within_the_time
         "a delivery error, got {err}"
     );
     assert!(err.to_string().contains("resource-deleted"), "{err}");
-    assert!(elapsed < timeout + Duration::from_secs(3), "failed after {elapsed:?}, timeout {timeout:?}");
+    assert!(
+        elapsed < timeout + Duration::from_secs(3),
+        "failed after {elapsed:?}, timeout {timeout:?}"
+    );
 }
 
 #[tokio::test]
@@ -82,12 +133,22 @@ async fn without_brokers_events_go_to_the_fallback_file_and_are_not_durable() {
     };
     let publisher = Publisher::from_config(&config).expect("publisher");
     assert!(!publisher.is_durable());
-    assert!(publisher.describe().contains("no kafka brokers configured"), "{}", publisher.describe());
+    assert!(
+        publisher.describe().contains("no kafka brokers configured"),
+        "{}",
+        publisher.describe()
+    );
     let sent = sample_event("file-job");
     publisher.publish_result(&sent).await.expect("written");
-    publisher.publish("tag-violation", "k", &serde_json::json!({"x": 1})).await.expect("written");
+    publisher
+        .publish("tag-violation", "k", &serde_json::json!({"x": 1}))
+        .await
+        .expect("written");
     let text = std::fs::read_to_string(&path).expect("read");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(serde_json::from_str::<ResultEvent>(lines[0]).expect("event"), sent);
+    assert_eq!(
+        serde_json::from_str::<ResultEvent>(lines[0]).expect("event"),
+        sent
+    );
 }

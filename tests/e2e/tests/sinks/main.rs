@@ -14,10 +14,21 @@ use common::event::{Finding, ResultEvent, SCHEMA_VERSION, Severity, Status, Summ
 pub fn sample_event(job: &str) -> ResultEvent {
     let t = |s: &str| s.parse::<jiff::Timestamp>().expect("timestamp");
     let findings = vec![
-        Finding::new("resource-expired", Severity::Critical, "arn:aws:ec2:us-east-1:111111111111:instance/i-1", "expired")
-            .with("action", "delete")
-            .with("cost_avoided_usd", 59.9),
-        Finding::new("tag-violation", Severity::Warning, "k8s:preview", "missing owner").with("action", "none"),
+        Finding::new(
+            "resource-expired",
+            Severity::Critical,
+            "arn:aws:ec2:us-east-1:111111111111:instance/i-1",
+            "expired",
+        )
+        .with("action", "delete")
+        .with("cost_avoided_usd", 59.9),
+        Finding::new(
+            "tag-violation",
+            Severity::Warning,
+            "k8s:preview",
+            "missing owner",
+        )
+        .with("action", "none"),
     ];
     ResultEvent {
         schema_version: SCHEMA_VERSION.to_string(),

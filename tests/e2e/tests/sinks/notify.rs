@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
 use common::clock::FixedClock;
-use common::config::{ChatConfig, Email, HttpUrl, HumanDuration, NotifyConfig, PagerDutyConfig, SmtpConfig, SmtpTls};
+use common::config::{
+    ChatConfig, Email, HttpUrl, HumanDuration, NotifyConfig, PagerDutyConfig, SmtpConfig, SmtpTls,
+};
 use common::event::Severity;
 use common::notify::{Notification, Notifier};
 use secrecy::SecretString;
@@ -51,32 +53,60 @@ async fn email_has_both_parts_recipients_and_subject() {
         .await
         .expect("accepted by the server");
 
-    let mails = sink.wait_for(1, Duration::from_secs(10)).await.expect("captured");
+    let mails = sink
+        .wait_for(1, Duration::from_secs(10))
+        .await
+        .expect("captured");
     assert_eq!(mails.len(), 1);
     let m = &mails[0];
-    assert_eq!(m.subject().as_deref(), Some("2 resources expire in 24 hours"));
+    assert_eq!(
+        m.subject().as_deref(),
+        Some("2 resources expire in 24 hours")
+    );
     let mut to = m.to();
     to.sort();
     assert_eq!(to, ["alice@example.com", "bob@example.com"]);
-    assert!(m.from().iter().any(|f| f == "jobs@example.com"), "{:?}", m.from());
-    assert!(m.content_type().unwrap_or_default().starts_with("multipart/alternative"), "{:?}", m.content_type());
-    assert!(m.text_body().unwrap_or_default().contains("Plain text: i-1 and i-2"));
+    assert!(
+        m.from().iter().any(|f| f == "jobs@example.com"),
+        "{:?}",
+        m.from()
+    );
+    assert!(
+        m.content_type()
+            .unwrap_or_default()
+            .starts_with("multipart/alternative"),
+        "{:?}",
+        m.content_type()
+    );
+    assert!(
+        m.text_body()
+            .unwrap_or_default()
+            .contains("Plain text: i-1 and i-2")
+    );
     assert!(m.html_body().unwrap_or_default().contains("<b>i-1</b>"));
 }
 
 #[tokio::test]
 async fn starttls_is_required_and_verified_against_the_configured_ca() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("cert");
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");
     std::fs::write(&cert, certified.cert.pem()).expect("write cert");
     std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
-    let sink = SmtpSink::start_tls(&cert, &key).await.expect("smtp sink with starttls");
+    let sink = SmtpSink::start_tls(&cert, &key)
+        .await
+        .expect("smtp sink with starttls");
 
     // Trusting the sink's certificate: delivered over STARTTLS.
     let trusted = NotifyConfig {
-        smtp: Some(smtp("localhost", sink.port(), SmtpTls::Starttls, Some(cert.clone()))),
+        smtp: Some(smtp(
+            "localhost",
+            sink.port(),
+            SmtpTls::Starttls,
+            Some(cert.clone()),
+        )),
         ..NotifyConfig::default()
     };
     Notifier::from_config(&trusted, "test")
@@ -84,7 +114,10 @@ async fn starttls_is_required_and_verified_against_the_configured_ca() {
         .send_email(&[email("alice@example.com")], "over tls", "body", None)
         .await
         .expect("delivered over starttls");
-    let mails = sink.wait_for(1, Duration::from_secs(10)).await.expect("captured");
+    let mails = sink
+        .wait_for(1, Duration::from_secs(10))
+        .await
+        .expect("captured");
     assert_eq!(mails[0].subject().as_deref(), Some("over tls"));
 
     // Without the CA the self-signed certificate is refused: nothing is sent in clear instead.
@@ -94,17 +127,33 @@ async fn starttls_is_required_and_verified_against_the_configured_ca() {
     };
     let err = Notifier::from_config(&untrusted, "test")
         .expect("notifier")
-        .send_email(&[email("alice@example.com")], "must not arrive", "body", None)
+        .send_email(
+            &[email("alice@example.com")],
+            "must not arrive",
+            "body",
+            None,
+        )
         .await
         .expect_err("certificate not trusted");
-    assert!(err.to_string().contains(&format!("localhost:{}", sink.port())), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("localhost:{}", sink.port())),
+        "{err}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.messages().expect("maildir").len(), 1, "the refused message was not delivered");
+    assert_eq!(
+        sink.messages().expect("maildir").len(),
+        1,
+        "the refused message was not delivered"
+    );
 }
 
 type Captured = Arc<Mutex<Vec<serde_json::Value>>>;
 
-async fn capture(State(store): State<Captured>, Json(body): Json<serde_json::Value>) -> &'static str {
+async fn capture(
+    State(store): State<Captured>,
+    Json(body): Json<serde_json::Value>,
+) -> &'static str {
     store.lock().expect("lock").push(body);
     "ok"
 }
@@ -116,7 +165,9 @@ async fn webhook_server() -> (String, Captured, Captured) {
     let app = axum::Router::new()
         .route("/chat", post(capture).with_state(chat.clone()))
         .route("/pager", post(capture).with_state(pager.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, chat, pager)
@@ -147,26 +198,50 @@ async fn routing_by_severity_reaches_each_channel_and_records_alerts_without_sec
         dedup_key: Some("cert-check-digest".to_string()),
     };
 
-    let critical = notifier.send(&note(Severity::Critical, "critical digest"), &clock()).await;
-    let warning = notifier.send(&note(Severity::Warning, "warning digest"), &clock()).await;
-    let info = notifier.send(&note(Severity::Info, "info digest"), &clock()).await;
-    let ok = notifier.send(&note(Severity::Ok, "nothing"), &clock()).await;
+    let critical = notifier
+        .send(&note(Severity::Critical, "critical digest"), &clock())
+        .await;
+    let warning = notifier
+        .send(&note(Severity::Warning, "warning digest"), &clock())
+        .await;
+    let info = notifier
+        .send(&note(Severity::Info, "info digest"), &clock())
+        .await;
+    let ok = notifier
+        .send(&note(Severity::Ok, "nothing"), &clock())
+        .await;
 
-    let channels = |a: &[common::event::AlertSent]| a.iter().map(|x| x.channel.clone()).collect::<Vec<_>>();
+    let channels =
+        |a: &[common::event::AlertSent]| a.iter().map(|x| x.channel.clone()).collect::<Vec<_>>();
     assert_eq!(channels(&critical), ["email", "chat", "pager"]);
     assert_eq!(channels(&warning), ["email", "chat"]);
     assert_eq!(channels(&info), ["chat"]);
     assert!(ok.is_empty());
-    assert!(critical.iter().chain(&warning).chain(&info).all(|a| a.delivered), "{critical:?}");
+    assert!(
+        critical
+            .iter()
+            .chain(&warning)
+            .chain(&info)
+            .all(|a| a.delivered),
+        "{critical:?}"
+    );
     assert_eq!(critical[0].target, "oncall@example.com");
 
-    let mails = sink.wait_for(2, Duration::from_secs(10)).await.expect("captured");
+    let mails = sink
+        .wait_for(2, Duration::from_secs(10))
+        .await
+        .expect("captured");
     let mut subjects: Vec<String> = mails.iter().filter_map(|m| m.subject()).collect();
     subjects.sort();
     assert_eq!(subjects, ["critical digest", "warning digest"]);
     let chat = chat.lock().expect("lock").clone();
     assert_eq!(chat.len(), 3);
-    assert!(chat[2]["text"].as_str().unwrap_or_default().contains("info digest"));
+    assert!(
+        chat[2]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("info digest")
+    );
     let pager = pager.lock().expect("lock").clone();
     assert_eq!(pager.len(), 1);
     assert_eq!(pager[0]["routing_key"], "R0UT1NG-KEY-SECRET");
@@ -176,7 +251,10 @@ async fn routing_by_severity_reaches_each_channel_and_records_alerts_without_sec
     // The alerts that go into the event never carry the webhook URL or the routing key.
     let recorded = serde_json::to_string(&[critical, warning, info]).expect("json");
     assert!(!recorded.contains("R0UT1NG-KEY-SECRET"), "{recorded}");
-    assert!(!recorded.contains("/chat") && !recorded.contains("/pager"), "{recorded}");
+    assert!(
+        !recorded.contains("/chat") && !recorded.contains("/pager"),
+        "{recorded}"
+    );
 }
 
 #[tokio::test]
@@ -184,7 +262,9 @@ async fn an_unreachable_channel_is_recorded_as_not_delivered() {
     let port = testbed::process::free_port().expect("port");
     let config = NotifyConfig {
         chat: Some(ChatConfig {
-            webhook_url: SecretString::from(format!("http://127.0.0.1:{port}/hook-with-secret-token")),
+            webhook_url: SecretString::from(format!(
+                "http://127.0.0.1:{port}/hook-with-secret-token"
+            )),
         }),
         ..NotifyConfig::default()
     };
@@ -202,5 +282,8 @@ async fn an_unreachable_channel_is_recorded_as_not_delivered() {
     assert!(!sent[0].delivered);
     let error = sent[0].error.clone().unwrap_or_default();
     assert!(error.contains("cannot connect"), "{error}");
-    assert!(!error.contains("secret-token"), "the webhook url is a secret: {error}");
+    assert!(
+        !error.contains("secret-token"),
+        "the webhook url is a secret: {error}"
+    );
 }
