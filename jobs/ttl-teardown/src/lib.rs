@@ -5,13 +5,18 @@
 //! The crate is a library with a thin binary so that tests drive the same code: `plan` decides,
 //! `job` wires the decision into the shared run harness (`common::harness`).
 
+pub mod aws;
 pub mod config;
 pub mod cost;
+pub mod execute;
 pub mod inventory;
 pub mod job;
 pub mod kinds;
+pub mod kube;
+pub mod lease;
 pub mod plan;
 pub mod policy;
+pub mod provider;
 pub mod report;
 pub mod tags;
 

@@ -1,0 +1,1 @@
+//! Run lock on a Kubernetes Lease (being written).

@@ -1,0 +1,1 @@
+// Kubernetes provider and lease tests (being written).
