@@ -240,41 +240,6 @@ fn main() {
     let n = if benching { 1_000_000 } else { 10_000 };
     let resources: Vec<Resource> = (0..n).map(|_| resource(&mut rng, &patterns)).collect();
 
-    if std::env::var("PROBE").is_ok() {
-        let t = Instant::now();
-        let mut k = 0;
-        for r in &resources { if whitelist.verdict(r, now).is_some() { k += 1; } }
-        println!("verdict: {:?} {k}", t.elapsed());
-        let t = Instant::now();
-        let mut k = 0;
-        for r in &resources { k += whitelist.matching_rules(r).len(); }
-        println!("matching_rules: {:?} {k}", t.elapsed());
-        // regex only on resource parts
-        let re = regex_automata::meta::Regex::builder()
-            .configure(regex_automata::meta::Config::new().match_kind(regex_automata::MatchKind::All))
-            .build_many(&patterns.iter().map(|p| whitelist::arn::split_arn(p).unwrap()[5]).filter(|g| g.contains(['*','?'])).map(|g| format!("(?s:{})\\z", g.split(['*','?']).map(regex::escape).collect::<Vec<_>>().join(".*"))).collect::<Vec<_>>()).unwrap();
-        let parts: Vec<&str> = resources.iter().filter_map(|r| r.arn.as_deref()).map(|a| whitelist::arn::split_arn(a).unwrap()[5]).collect();
-        let t = Instant::now();
-        let mut k = 0;
-        for p in &parts {
-            let mut set = regex_automata::PatternSet::new(re.pattern_len());
-            re.which_overlapping_matches(&regex_automata::Input::new(p).anchored(regex_automata::Anchored::Yes), &mut set);
-            k += set.len();
-        }
-        println!("regex only ({} patterns, {} hay): {:?} {k}", re.pattern_len(), parts.len(), t.elapsed());
-        let t = Instant::now();
-        let mut k = 0;
-        for p in &parts {
-            if re.is_match(regex_automata::Input::new(p).anchored(regex_automata::Anchored::Yes)) { k += 1; }
-        }
-        println!("regex is_match: {:?} {k}", t.elapsed());
-        let map: std::collections::HashMap<String, usize> = (0..1000).map(|i| (format!("k{i}"), i)).collect();
-        let t = Instant::now();
-        let mut k = 0;
-        for p in &parts { k += map.get(*p).copied().unwrap_or(1); }
-        println!("hash lookups: {:?} {k}", t.elapsed());
-        return;
-    }
     full_pass(&whitelist, &resources, now);
 
     let mut c = Criterion::default()

@@ -374,6 +374,16 @@ impl Selector {
         self.requirements.iter().any(Requirement::is_positive)
     }
 
+    /// A requirement every matching label set must satisfy by having `key` with one of the
+    /// values (`key=v` or `key in (..)`), if the selector has one; the compiled matcher indexes
+    /// selectors by it so that only selectors whose anchor label is present are evaluated.
+    pub(crate) fn equality_anchor(&self) -> Option<(&str, impl Iterator<Item = &str>)> {
+        self.requirements
+            .iter()
+            .find(|r| matches!(r.op, Op::Equals | Op::In))
+            .map(|r| (r.key.as_str(), r.values.iter().map(String::as_str)))
+    }
+
     /// A canonical spelling: requirements and set values sorted, `==` written `=`. Two selectors
     /// with the same canonical form select the same objects.
     pub fn canonical(&self) -> String {

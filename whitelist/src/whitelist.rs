@@ -201,7 +201,20 @@ impl Whitelist {
             return;
         }
 
-        for rule in self.rules(Section::Labels) {
+        // Only selectors whose anchor label is present on the object or its namespace (plus
+        // those without an anchor) can match; evaluate those in file order.
+        let selectors = self.rules(Section::Labels);
+        if selectors.is_empty() {
+            return;
+        }
+        self.compiled.selector_candidates(&kube.labels, &mut ids);
+        self.compiled
+            .selector_candidates(&kube.namespace_labels, &mut ids);
+        ids.extend(self.compiled.unanchored_selectors());
+        ids.sort_unstable();
+        ids.dedup();
+        for &i in &ids {
+            let rule = &selectors[i];
             let Matcher::Labels(selector) = &rule.matcher else {
                 unreachable!("kubernetes.labels holds selector rules only")
             };

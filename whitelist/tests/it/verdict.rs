@@ -357,3 +357,21 @@ fn a_kube_object_built_by_hand() {
     assert_eq!(who(&w, &r).as_deref(), Some("kubernetes.namespaces[0]"));
     assert_eq!(w.rules(Section::Namespaces)[0].text(), "kube-system");
 }
+
+#[test]
+fn a_whitelist_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<Whitelist>();
+    shareable::<Protection>();
+    let w = std::sync::Arc::new(wl(EXAMPLE));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                w.verdict(&Resource::aws("arn:aws:s3:::stoa-artifacts"), now())
+                    .is_some()
+            })
+        })
+        .collect();
+    assert!(handles.into_iter().all(|h| h.join().unwrap()));
+}
