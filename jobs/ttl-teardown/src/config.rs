@@ -4,7 +4,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use std::time::Duration;
+
+use common::config::HumanDuration;
+
 use crate::cost::Pricing;
+use crate::kube::KubeSource;
 use crate::tags::TagPolicy;
 
 /// Everything the TTL job reads from its config file's `job:` section.
@@ -28,6 +33,53 @@ pub struct TtlConfig {
     /// Where resources come from.
     #[serde(default)]
     pub sources: Sources,
+    /// The run lock (a Kubernetes Lease), taken by `--execute` runs.
+    #[serde(default)]
+    pub lock: LockConfig,
+    /// How long to wait for removals in progress before deleting what depends on them.
+    #[serde(default)]
+    pub waiting: WaitingConfig,
+}
+
+/// The Lease that makes `--execute` runs one at a time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LockConfig {
+    /// Namespace of the Lease (default `governance-jobs`).
+    pub namespace: String,
+    /// Name of the Lease (default `ttl-teardown`).
+    pub name: String,
+    /// How long a holder keeps it without renewing; a run that dies frees it after this.
+    pub duration: HumanDuration,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        LockConfig {
+            namespace: "governance-jobs".to_string(),
+            name: "ttl-teardown".to_string(),
+            duration: HumanDuration(Duration::from_secs(15 * 60)),
+        }
+    }
+}
+
+/// Bounded waiting on removals in progress.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WaitingConfig {
+    /// Per resource (default 5m); dependants of a slower removal go next run.
+    pub timeout: HumanDuration,
+    /// Poll interval (default 5s).
+    pub interval: HumanDuration,
+}
+
+impl Default for WaitingConfig {
+    fn default() -> Self {
+        WaitingConfig {
+            timeout: HumanDuration(Duration::from_secs(300)),
+            interval: HumanDuration(Duration::from_secs(5)),
+        }
+    }
 }
 
 /// Limits on how much one run may delete, per AWS account and per cluster. Over a cap, the run
@@ -55,11 +107,15 @@ impl Default for Caps {
 }
 
 /// The providers to read.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Sources {
     /// An offline inventory file (also `--inventory`); when set, it is the only source.
     pub inventory: Option<PathBuf>,
+    /// Read AWS: every (account, region) of the `aws:` section.
+    pub aws: bool,
+    /// Read Kubernetes: namespaces and labelled objects of the cluster in `kubernetes:`.
+    pub kubernetes: Option<KubeSource>,
 }
 
 impl TtlConfig {
@@ -86,6 +142,13 @@ impl TtlConfig {
                     "job.allowed_accounts[{i}]: expected a 12-digit account id, got {a:?}"
                 ));
             }
+        }
+        if let Some(k) = &self.sources.kubernetes {
+            problems.extend(
+                k.validate()
+                    .into_iter()
+                    .map(|p| format!("job.sources.kubernetes.{p}")),
+            );
         }
         problems
     }

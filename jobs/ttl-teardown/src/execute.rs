@@ -31,7 +31,11 @@ pub const DELETING_STATES: &[&str] = &["shutting-down", "deleting", "Terminating
 /// Whatever can change resources: the providers, dispatched by the resource's scope.
 pub trait Actuator {
     /// Writes tags (AWS) or prefixed annotations (Kubernetes).
-    fn set_tags(&self, r: &Resource, tags: &[(String, String)]) -> impl Future<Output = Result<(), ProviderError>>;
+    fn set_tags(
+        &self,
+        r: &Resource,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<(), ProviderError>>;
     /// Removes a resource.
     fn remove(&self, r: &Resource) -> impl Future<Output = Result<Removal, ProviderError>>;
     /// Reads a resource's current state.
@@ -92,11 +96,23 @@ pub struct Executed {
 }
 
 /// Records the warning stages of the plan on their resources (after their notices went out).
-pub async fn record_warnings<A: Actuator>(plan: &Plan, actuator: &A, stage_key: &str, out: &mut Executed) {
+pub async fn record_warnings<A: Actuator>(
+    plan: &Plan,
+    actuator: &A,
+    stage_key: &str,
+    out: &mut Executed,
+) {
     for item in &plan.items {
-        let Outcome::Warn(b) = &item.outcome else { continue };
-        let Some(value) = b.1.notified_tag_value() else { continue };
-        match actuator.set_tags(&item.resource, &[(stage_key.to_string(), value)]).await {
+        let Outcome::Warn(b) = &item.outcome else {
+            continue;
+        };
+        let Some(value) = b.1.notified_tag_value() else {
+            continue;
+        };
+        match actuator
+            .set_tags(&item.resource, &[(stage_key.to_string(), value)])
+            .await
+        {
             Ok(()) => out.stages_recorded.push(item.resource.id.clone()),
             Err(e) => out.errors.push(format!("record warning stage: {e}")),
         }
@@ -104,11 +120,25 @@ pub async fn record_warnings<A: Actuator>(plan: &Plan, actuator: &A, stage_key: 
 }
 
 /// Carries out the plan's deletions, wave by wave.
-pub async fn delete<A: Actuator>(plan: &Plan, actuator: &A, ctx: &RunContext<'_, TtlConfig>, waiting: Waiting) -> Executed {
+pub async fn delete<A: Actuator>(
+    plan: &Plan,
+    actuator: &A,
+    ctx: &RunContext<'_, TtlConfig>,
+    waiting: Waiting,
+) -> Executed {
     let mut out = Executed::default();
     // Ids some later deletion waits for: only these need waiting on after their removal.
-    let awaited: HashSet<&str> = plan.items.iter().flat_map(|i| i.resource.wait_for.iter().map(String::as_str)).collect();
-    let in_plan: HashMap<&str, usize> = plan.items.iter().enumerate().map(|(i, it)| (it.resource.id.as_str(), i)).collect();
+    let awaited: HashSet<&str> = plan
+        .items
+        .iter()
+        .flat_map(|i| i.resource.wait_for.iter().map(String::as_str))
+        .collect();
+    let in_plan: HashMap<&str, usize> = plan
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.resource.id.as_str(), i))
+        .collect();
     let mut not_gone: HashSet<String> = HashSet::new();
     let mut step = 0;
 
@@ -118,7 +148,9 @@ pub async fn delete<A: Actuator>(plan: &Plan, actuator: &A, ctx: &RunContext<'_,
             step += 1;
             let item = &plan.items[i];
             let r = &item.resource;
-            let Outcome::Delete(b) = &item.outcome else { continue };
+            let Outcome::Delete(b) = &item.outcome else {
+                continue;
+            };
             let (decision, estimate) = (&b.1, &b.2);
             let event = |phase, result, error| DeletionEvent {
                 phase,
@@ -138,26 +170,43 @@ pub async fn delete<A: Actuator>(plan: &Plan, actuator: &A, ctx: &RunContext<'_,
                 tracing::warn!(resource = %r.id, %why, "deletion skipped");
                 out.not_deleted.insert(r.id.clone(), why.clone());
                 not_gone.insert(r.id.clone());
-                let _ = ctx.emit("resource-deleted", &r.id, event("outcome", Some("skipped"), Some(why))).await;
+                let _ = ctx
+                    .emit(
+                        "resource-deleted",
+                        &r.id,
+                        event("outcome", Some("skipped"), Some(why)),
+                    )
+                    .await;
                 continue;
             }
             if out.audit_failure.is_some() {
-                out.not_deleted.insert(r.id.clone(), "audit sink failed earlier in this run".into());
+                out.not_deleted
+                    .insert(r.id.clone(), "audit sink failed earlier in this run".into());
                 not_gone.insert(r.id.clone());
                 continue;
             }
 
             // Write-ahead: no acknowledged intent, no deletion.
-            if let Err(e) = ctx.emit("resource-deleted", &r.id, event("intent", None, None)).await {
-                let why = format!("write-ahead audit for {} not acknowledged, deletions stopped: {e}", r.id);
+            if let Err(e) = ctx
+                .emit("resource-deleted", &r.id, event("intent", None, None))
+                .await
+            {
+                let why = format!(
+                    "write-ahead audit for {} not acknowledged, deletions stopped: {e}",
+                    r.id
+                );
                 tracing::error!(%why);
                 out.audit_failure = Some(why);
-                out.not_deleted.insert(r.id.clone(), "audit sink failed".into());
+                out.not_deleted
+                    .insert(r.id.clone(), "audit sink failed".into());
                 not_gone.insert(r.id.clone());
                 continue;
             }
 
-            let already_deleting = r.state.as_deref().is_some_and(|s| DELETING_STATES.contains(&s));
+            let already_deleting = r
+                .state
+                .as_deref()
+                .is_some_and(|s| DELETING_STATES.contains(&s));
             let removal = if already_deleting {
                 tracing::info!(resource = %r.id, state = r.state.as_deref().unwrap_or_default(), "already being deleted: waiting, not removing again");
                 Ok(Removal::Pending {
@@ -170,15 +219,28 @@ pub async fn delete<A: Actuator>(plan: &Plan, actuator: &A, ctx: &RunContext<'_,
                 Ok(Removal::Done) => {
                     tracing::info!(resource = %r.id, "deleted");
                     out.deleted.push(r.id.clone());
-                    publish_outcome(ctx, &mut out, &r.id, event("outcome", Some("deleted"), None)).await;
+                    publish_outcome(
+                        ctx,
+                        &mut out,
+                        &r.id,
+                        event("outcome", Some("deleted"), None),
+                    )
+                    .await;
                 }
                 Ok(Removal::Pending { state }) => {
                     tracing::info!(resource = %r.id, %state, "removal in progress");
                     if awaited.contains(r.id.as_str()) {
                         to_wait.push(r);
+                    } else if let Ok(State::Gone) = actuator.state(r).await {
+                        // Nothing waits for it, so no polling; one look tells whether it is
+                        // already gone (a namespace deleted at once), for an accurate outcome.
+                        out.deleted.push(r.id.clone());
+                        let done = event("outcome", Some("deleted"), None);
+                        publish_outcome(ctx, &mut out, &r.id, done).await;
                     } else {
                         out.pending.push(r.id.clone());
-                        publish_outcome(ctx, &mut out, &r.id, event("outcome", Some("pending"), Some(state))).await;
+                        let pending = event("outcome", Some("pending"), Some(state));
+                        publish_outcome(ctx, &mut out, &r.id, pending).await;
                     }
                 }
                 Err(e) => {
@@ -186,15 +248,25 @@ pub async fn delete<A: Actuator>(plan: &Plan, actuator: &A, ctx: &RunContext<'_,
                     out.errors.push(e.to_string());
                     out.not_deleted.insert(r.id.clone(), e.to_string());
                     not_gone.insert(r.id.clone());
-                    publish_outcome(ctx, &mut out, &r.id, event("outcome", Some("failed"), Some(e.to_string()))).await;
+                    publish_outcome(
+                        ctx,
+                        &mut out,
+                        &r.id,
+                        event("outcome", Some("failed"), Some(e.to_string())),
+                    )
+                    .await;
                 }
             }
         }
 
         // Bounded wait for removals that later waves depend on.
         for r in to_wait {
-            let Some(&i) = in_plan.get(r.id.as_str()) else { continue };
-            let Outcome::Delete(b) = &plan.items[i].outcome else { continue };
+            let Some(&i) = in_plan.get(r.id.as_str()) else {
+                continue;
+            };
+            let Outcome::Delete(b) = &plan.items[i].outcome else {
+                continue;
+            };
             let event = |result, error| DeletionEvent {
                 phase: "outcome",
                 resource: &r.id,
@@ -224,20 +296,32 @@ pub async fn delete<A: Actuator>(plan: &Plan, actuator: &A, ctx: &RunContext<'_,
     out
 }
 
-async fn publish_outcome(ctx: &RunContext<'_, TtlConfig>, out: &mut Executed, id: &str, event: DeletionEvent<'_>) {
+async fn publish_outcome(
+    ctx: &RunContext<'_, TtlConfig>,
+    out: &mut Executed,
+    id: &str,
+    event: DeletionEvent<'_>,
+) {
     if let Err(e) = ctx.emit("resource-deleted", id, event).await {
         out.errors.push(format!("outcome event for {id}: {e}"));
     }
 }
 
 /// Polls until the resource is gone, bounded by `waiting.timeout`.
-async fn wait_gone<A: Actuator>(actuator: &A, r: &Resource, waiting: Waiting) -> Result<(), String> {
+async fn wait_gone<A: Actuator>(
+    actuator: &A,
+    r: &Resource,
+    waiting: Waiting,
+) -> Result<(), String> {
     let started = Instant::now();
     loop {
         match actuator.state(r).await {
             Ok(State::Gone) => return Ok(()),
             Ok(State::Present(s)) if started.elapsed() >= waiting.timeout => {
-                return Err(format!("still {s} after {:?}: dependants wait for the next run", waiting.timeout));
+                return Err(format!(
+                    "still {s} after {:?}: dependants wait for the next run",
+                    waiting.timeout
+                ));
             }
             Err(e) if started.elapsed() >= waiting.timeout => return Err(e.to_string()),
             _ => tokio::time::sleep(waiting.interval).await,

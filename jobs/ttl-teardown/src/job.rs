@@ -13,7 +13,10 @@ use prometheus_client::metrics::family::Family;
 use serde_json::json;
 
 use crate::config::TtlConfig;
+use crate::execute::{self, Executed, Waiting, record_warnings};
 use crate::inventory::{self, Resource, Scope};
+use crate::lease::RunLock;
+use crate::live::Live;
 use crate::plan::{self, Outcome, Plan, Protected, Rules};
 use crate::policy::Action;
 
@@ -29,6 +32,7 @@ pub struct TtlArgs {
 /// The job.
 pub struct TtlTeardown {
     whitelist: whitelist::Whitelist,
+    /// The offline inventory, when that is the source; otherwise the live providers.
     inventory: Option<PathBuf>,
     cost_avoided: Family<Labels, Counter<f64, AtomicU64>>,
     deleted: Family<Labels, Counter>,
@@ -91,15 +95,16 @@ impl Job for TtlTeardown {
                 .as_ref()
                 .map(|p| relative_to(&common.config, p))
         });
+        let sources = &config.job.sources;
         match (&inventory, common.execute) {
             (Some(path), true) => bail!(
                 "--execute with the offline inventory {}: an inventory file is read-only, it only shows the plan",
                 path.display()
             ),
-            (None, _) => bail!(
-                "no resource source: set job.sources.inventory or pass --inventory FILE (the AWS and Kubernetes providers are not in this build yet)"
+            (None, _) if !sources.aws && sources.kubernetes.is_none() => bail!(
+                "{file}: job.sources: no resource source; set inventory, aws: true and/or kubernetes (or pass --inventory FILE)"
             ),
-            (Some(_), false) => {}
+            _ => {}
         }
         Ok(TtlTeardown {
             whitelist,
@@ -128,12 +133,75 @@ impl Job for TtlTeardown {
     }
 
     async fn run(&self, ctx: &RunContext<'_, TtlConfig>) -> Result<Report, JobError> {
-        let now = ctx.clock.now();
-        let resources = match &self.inventory {
-            Some(path) => inventory::load_file(path).map_err(|e| JobError::Failed(e.into()))?,
-            None => Vec::new(),
+        let live = match &self.inventory {
+            Some(_) => None,
+            None => Some(Live::connect(ctx.config).await.map_err(JobError::Failed)?),
         };
+        // One executing run at a time: the lease is taken before anything is listed or changed,
+        // and released on every way out (a run that dies leaves it to expire).
+        let lock = match (&live, ctx.dry_run) {
+            (Some(live), false) => Some(take_lock(ctx, live).await?),
+            _ => None,
+        };
+        let result = self.run_with(ctx, live.as_ref()).await;
+        if let Some(lock) = lock
+            && let Err(e) = lock.release().await
+        {
+            tracing::warn!(error = %e, "run lock not released (it expires by itself)");
+        }
+        result
+    }
+
+    fn render_table(&self, event: &ResultEvent) -> String {
+        crate::report::table(event)
+    }
+}
+
+/// Takes the run lock, or refuses the run (exit 2) saying who holds it.
+async fn take_lock(ctx: &RunContext<'_, TtlConfig>, live: &Live) -> Result<RunLock, JobError> {
+    let lock = &ctx.config.job.lock;
+    let abort = |reason: String| JobError::Abort {
+        reason,
+        report: Report::default(),
+    };
+    let client = live
+        .lock_client(ctx.config)
+        .await
+        .map_err(|e| abort(format!("cannot reach kubernetes for the run lock: {e}")))?;
+    RunLock::acquire(
+        client,
+        &lock.namespace,
+        &lock.name,
+        &ctx.run_id,
+        lock.duration.0,
+        ctx.clock.now(),
+    )
+    .await
+    .map_err(|e| abort(format!("run lock {}/{}: {e}", lock.namespace, lock.name)))
+}
+
+impl TtlTeardown {
+    async fn run_with(
+        &self,
+        ctx: &RunContext<'_, TtlConfig>,
+        live: Option<&Live>,
+    ) -> Result<Report, JobError> {
+        let now = ctx.clock.now();
         let job = &ctx.config.job;
+        let mut report = Report::default();
+        let resources = match (&self.inventory, live) {
+            (Some(path), _) => {
+                inventory::load_file(path).map_err(|e| JobError::Failed(e.into()))?
+            }
+            (None, Some(live)) => {
+                let (resources, errors) = live.list().await;
+                report
+                    .errors
+                    .extend(errors.into_iter().map(|e| format!("inventory: {e}")));
+                resources
+            }
+            (None, None) => Vec::new(),
+        };
         let verdict = |r: &Resource| whitelist_verdict(&self.whitelist, r, now);
         let rules = Rules {
             policy: &job.policy,
@@ -144,10 +212,7 @@ impl Job for TtlTeardown {
             now,
         };
         let plan = plan::plan(resources, &rules);
-        let mut report = Report {
-            total_checked: plan.items.len() as u64,
-            ..Report::default()
-        };
+        report.total_checked = plan.items.len() as u64;
         report.findings = plan.items.iter().filter_map(plan::Item::finding).collect();
         report.details = details(&plan);
 
@@ -158,24 +223,56 @@ impl Job for TtlTeardown {
                 (_, Action::Warn48h | Action::Warn24h) => "resource-expiring",
                 _ => continue,
             };
-            if let Some(f) = item.finding() {
-                if let Err(e) = ctx.emit(event_type, &item.resource.id, &f).await {
-                    report
-                        .errors
-                        .push(format!("{event_type} event for {}: {e}", item.resource.id));
-                }
+            if let Some(f) = item.finding()
+                && let Err(e) = ctx.emit(event_type, &item.resource.id, &f).await
+            {
+                report
+                    .errors
+                    .push(format!("{event_type} event for {}: {e}", item.resource.id));
             }
         }
 
-        if let Some(reason) = plan.cap_breach {
+        if let Some(reason) = plan.cap_breach.clone() {
             return Err(JobError::Abort { reason, report });
         }
 
+        let deleted: Vec<String> = match (ctx.dry_run, live) {
+            (true, _) | (false, None) => plan
+                .waves
+                .iter()
+                .flatten()
+                .map(|&i| plan.items[i].resource.id.clone())
+                .collect(),
+            (false, Some(live)) => {
+                let executed = self.execute(ctx, &plan, live).await?;
+                report.errors.extend(executed.errors.iter().cloned());
+                report
+                    .details
+                    .insert("deleted".into(), json!(executed.deleted));
+                report
+                    .details
+                    .insert("pending".into(), json!(executed.pending));
+                report
+                    .details
+                    .insert("not_deleted".into(), json!(executed.not_deleted));
+                report
+                    .details
+                    .insert("stages_recorded".into(), json!(executed.stages_recorded));
+                if let Some(reason) = executed.audit_failure {
+                    return Err(JobError::Abort { reason, report });
+                }
+                for (id, why) in &executed.not_deleted {
+                    report.errors.push(format!("{id} not deleted: {why}"));
+                }
+                executed.deleted
+            }
+        };
+        let deleted: std::collections::HashSet<&str> = deleted.iter().map(String::as_str).collect();
         for item in &plan.items {
-            if let (Outcome::Delete(b), Some(project)) = (
-                &item.outcome,
-                item.tags_and_decision().map(|(t, _)| t.project.clone()),
-            ) {
+            if let (Outcome::Delete(b), true) =
+                (&item.outcome, deleted.contains(item.resource.id.as_str()))
+            {
+                let project = b.0.project.clone();
                 let labels: Labels = vec![("project".into(), project.clone())];
                 self.cost_avoided
                     .get_or_create(&labels)
@@ -191,8 +288,41 @@ impl Job for TtlTeardown {
         Ok(report)
     }
 
-    fn render_table(&self, event: &ResultEvent) -> String {
-        crate::report::table(event)
+    /// The `--execute` part, under the run lock: record the plan durably (the audit sink must
+    /// be up before anything changes), record warning stages, delete.
+    async fn execute(
+        &self,
+        ctx: &RunContext<'_, TtlConfig>,
+        plan: &Plan,
+        live: &Live,
+    ) -> Result<Executed, JobError> {
+        let job = &ctx.config.job;
+        let planned: Vec<&str> = plan
+            .waves
+            .iter()
+            .flatten()
+            .map(|&i| plan.items[i].resource.id.as_str())
+            .collect();
+        let record = json!({"phase": "plan", "resource": "*", "planned": planned});
+        if let Err(e) = ctx.emit("resource-deleted", "plan", &record).await {
+            return Err(JobError::Abort {
+                reason: format!("audit sink unavailable, nothing changed: {e}"),
+                report: Report::default(),
+            });
+        }
+        let mut executed = Executed::default();
+        record_warnings(plan, live, &job.policy.keys.notified_stage, &mut executed).await;
+        let waiting = Waiting {
+            timeout: job.waiting.timeout.0,
+            interval: job.waiting.interval.0,
+        };
+        let deletions = execute::delete(plan, live, ctx, waiting).await;
+        executed.deleted = deletions.deleted;
+        executed.pending = deletions.pending;
+        executed.not_deleted = deletions.not_deleted;
+        executed.errors.extend(deletions.errors);
+        executed.audit_failure = deletions.audit_failure;
+        Ok(executed)
     }
 }
 

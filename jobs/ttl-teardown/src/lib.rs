@@ -14,6 +14,7 @@ pub mod job;
 pub mod kinds;
 pub mod kube;
 pub mod lease;
+pub mod live;
 pub mod plan;
 pub mod policy;
 pub mod provider;

@@ -34,25 +34,26 @@ pub fn table(event: &ResultEvent) -> String {
         ]);
     }
     let mut out = render_rows(&rows);
-    if let Some(waves) = event
+    let waves = event
         .details
         .get("deletion_waves")
-        .and_then(|w| w.as_array())
-    {
-        if !waves.is_empty() {
-            let verb = if event.dry_run {
-                "would delete"
-            } else {
-                "deletion order"
-            };
-            out.push_str(&format!("\n{verb}, in order:\n"));
-            let mut n = 0;
-            for wave in waves {
-                for id in wave.as_array().into_iter().flatten() {
-                    n += 1;
-                    out.push_str(&format!("  {n}. {}\n", id.as_str().unwrap_or_default()));
-                }
-            }
+        .and_then(|w| w.as_array());
+    if let Some(waves) = waves.filter(|w| !w.is_empty()) {
+        let verb = if event.dry_run {
+            "would delete"
+        } else {
+            "deletion order"
+        };
+        out.push_str(&format!("\n{verb}, in order:\n"));
+        let ids = waves
+            .iter()
+            .flat_map(|w| w.as_array().into_iter().flatten());
+        for (n, id) in ids.enumerate() {
+            out.push_str(&format!(
+                "  {}. {}\n",
+                n + 1,
+                id.as_str().unwrap_or_default()
+            ));
         }
     }
     if let Some(total) = event.details.get("cost_avoided_usd") {

@@ -132,13 +132,13 @@ fn decide(r: &Resource, rules: &Rules<'_>) -> Outcome {
     if let Some(p) = (rules.whitelist)(r) {
         return Outcome::Protected(p);
     }
-    if let crate::inventory::Scope::Aws { account, .. } = &r.scope {
-        if !rules.allowed_accounts.contains(account) {
-            return Outcome::Protected(Protected {
-                rule: "allowed_accounts".to_string(),
-                reason: format!("account {account} is not in job.allowed_accounts"),
-            });
-        }
+    if let crate::inventory::Scope::Aws { account, .. } = &r.scope
+        && !rules.allowed_accounts.contains(account)
+    {
+        return Outcome::Protected(Protected {
+            rule: "allowed_accounts".to_string(),
+            reason: format!("account {account} is not in job.allowed_accounts"),
+        });
     }
     let parsed = match tags::parse_tags(&r.tags, r.created_fallback, rules.policy, rules.now) {
         Ok(t) => t,

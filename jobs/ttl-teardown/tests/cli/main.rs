@@ -3,6 +3,7 @@
 //! refusals, and secrets kept out of every output.
 
 mod demo;
+mod execute;
 mod harness;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,147 @@
+//! The live providers of a run: one [`AwsProvider`] per (account, region) and the
+//! [`KubeProvider`], dispatched by each resource's scope.
+
+use std::collections::BTreeMap;
+
+use common::clients::{aws_sdk_config, aws_targets, kube_client};
+use common::config::JobConfig;
+
+use crate::aws::AwsProvider;
+use crate::config::TtlConfig;
+use crate::execute::Actuator;
+use crate::inventory::{Resource, Scope};
+use crate::kube::KubeProvider;
+use crate::provider::{ProviderError, Removal, State};
+
+/// Every provider the config names.
+pub struct Live {
+    aws: BTreeMap<(String, String), AwsProvider>,
+    kube: Option<KubeProvider>,
+    kube_client: Option<kube::Client>,
+}
+
+impl Live {
+    /// Builds the providers; an AWS target without an explicit account is resolved to the
+    /// ambient account (STS GetCallerIdentity).
+    pub async fn connect(config: &JobConfig<TtlConfig>) -> anyhow::Result<Live> {
+        let mut aws = BTreeMap::new();
+        if config.job.sources.aws {
+            let targets = aws_targets(&config.aws);
+            anyhow::ensure!(
+                !targets.is_empty(),
+                "job.sources.aws is true but aws.regions is empty"
+            );
+            for target in targets {
+                let sdk = aws_sdk_config(&config.aws, &target).await;
+                let account = if target.account == "default" {
+                    crate::aws::caller_account(&sdk).await?
+                } else {
+                    target.account.clone()
+                };
+                aws.insert(
+                    (account.clone(), target.region.clone()),
+                    AwsProvider::new(&sdk, &account, &target.region)
+                        .with_tag_policy(&config.job.policy),
+                );
+            }
+        }
+        let kube_client = match &config.job.sources.kubernetes {
+            Some(_) => Some(kube_client(&config.kubernetes).await?),
+            None => None,
+        };
+        let cluster = config
+            .kubernetes
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
+        let kube = match (&config.job.sources.kubernetes, &kube_client) {
+            (Some(source), Some(client)) => Some(
+                KubeProvider::new(client.clone(), &cluster, source).with_policy(&config.job.policy),
+            ),
+            _ => None,
+        };
+        Ok(Live {
+            aws,
+            kube,
+            kube_client,
+        })
+    }
+
+    /// A client for the run lock: the provider's, or one from the `kubernetes:` section.
+    pub async fn lock_client(
+        &self,
+        config: &JobConfig<TtlConfig>,
+    ) -> Result<kube::Client, common::Error> {
+        match &self.kube_client {
+            Some(c) => Ok(c.clone()),
+            None => kube_client(&config.kubernetes).await,
+        }
+    }
+
+    /// Lists every scope; a scope that fails is reported and the others still count.
+    pub async fn list(&self) -> (Vec<Resource>, Vec<String>) {
+        let mut resources = Vec::new();
+        let mut errors = Vec::new();
+        for provider in self.aws.values() {
+            match provider.list().await {
+                Ok(r) => resources.extend(r),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if let Some(k) = &self.kube {
+            match k.list().await {
+                Ok(r) => resources.extend(r),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        (resources, errors)
+    }
+
+    fn aws_for(&self, r: &Resource) -> Result<&AwsProvider, ProviderError> {
+        let no_provider = || ProviderError {
+            action: "route".into(),
+            resource: r.id.clone(),
+            message: "no provider for this resource's scope".into(),
+            retryable: false,
+        };
+        match &r.scope {
+            Scope::Aws { account, region } => self
+                .aws
+                .get(&(account.clone(), region.clone()))
+                .ok_or_else(no_provider),
+            Scope::Kubernetes { .. } => Err(no_provider()),
+        }
+    }
+
+    fn kube_for(&self, r: &Resource) -> Result<&KubeProvider, ProviderError> {
+        self.kube.as_ref().ok_or_else(|| ProviderError {
+            action: "route".into(),
+            resource: r.id.clone(),
+            message: "no kubernetes provider configured".into(),
+            retryable: false,
+        })
+    }
+}
+
+impl Actuator for Live {
+    async fn set_tags(&self, r: &Resource, tags: &[(String, String)]) -> Result<(), ProviderError> {
+        match r.scope {
+            Scope::Aws { .. } => self.aws_for(r)?.set_tags(r, tags).await,
+            Scope::Kubernetes { .. } => self.kube_for(r)?.set_tags(r, tags).await,
+        }
+    }
+
+    async fn remove(&self, r: &Resource) -> Result<Removal, ProviderError> {
+        match r.scope {
+            Scope::Aws { .. } => self.aws_for(r)?.remove(r).await,
+            Scope::Kubernetes { .. } => self.kube_for(r)?.remove(r).await,
+        }
+    }
+
+    async fn state(&self, r: &Resource) -> Result<State, ProviderError> {
+        match r.scope {
+            Scope::Aws { .. } => self.aws_for(r)?.state(r).await,
+            Scope::Kubernetes { .. } => self.kube_for(r)?.state(r).await,
+        }
+    }
+}
