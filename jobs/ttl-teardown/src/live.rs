@@ -80,16 +80,21 @@ impl Live {
 
     /// Lists every scope; a scope that fails is reported and the others still count.
     pub async fn list(&self) -> (Vec<Resource>, Vec<String>) {
+        // Every (account, region) and the cluster are scanned concurrently; each AWS provider
+        // keeps its own rate limit, so concurrency never exceeds the per-region budget. The
+        // results keep the configured order, so plans are stable run to run.
+        let aws = futures::future::join_all(self.aws.values().map(AwsProvider::list));
+        let kube = async {
+            match &self.kube {
+                Some(k) => Some(k.list().await),
+                None => None,
+            }
+        };
+        let (aws, kube) = tokio::join!(aws, kube);
         let mut resources = Vec::new();
         let mut errors = Vec::new();
-        for provider in self.aws.values() {
-            match provider.list().await {
-                Ok(r) => resources.extend(r),
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if let Some(k) = &self.kube {
-            match k.list().await {
+        for result in aws.into_iter().chain(kube) {
+            match result {
                 Ok(r) => resources.extend(r),
                 Err(e) => errors.push(e.to_string()),
             }
