@@ -39,6 +39,31 @@ pub struct TtlConfig {
     /// How long to wait for removals in progress before deleting what depends on them.
     #[serde(default)]
     pub waiting: WaitingConfig,
+    /// Owner notices with snooze links (warning emails are sent only when this is set).
+    #[serde(default)]
+    pub snooze: Option<SnoozeConfig>,
+}
+
+/// Warning emails and the snooze-link service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnoozeConfig {
+    /// Public base URL of the snooze service, e.g. `https://snooze.platform.example.com`.
+    pub base_url: common::config::HttpUrl,
+    /// Directory of signing keys (a mounted Secret: one file per key id).
+    pub keys_dir: PathBuf,
+    /// The key id new links are signed with.
+    pub active_key: String,
+    /// Where notices for resources without a valid owner email go.
+    #[serde(default)]
+    pub fallback_email: Option<common::config::Email>,
+    /// Address the service listens on (default `0.0.0.0:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".to_string()
 }
 
 /// The Lease that makes `--execute` runs one at a time.

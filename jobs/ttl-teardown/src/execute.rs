@@ -89,23 +89,31 @@ pub struct Executed {
     pub not_deleted: BTreeMap<String, String>,
     /// Warning stages recorded on resources.
     pub stages_recorded: Vec<String>,
+    /// Owner notices sent (for the event's `alerts_sent`).
+    pub alerts: Vec<common::event::AlertSent>,
     /// Item-level errors for the event.
     pub errors: Vec<String>,
     /// Set when the audit sink failed: the run stopped deleting.
     pub audit_failure: Option<String>,
 }
 
-/// Records the warning stages of the plan on their resources (after their notices went out).
+/// Records the warning stages of the plan on their resources, once their warning went out:
+/// `notified` lists the resources whose owner's email was accepted (`None`: no emails are
+/// configured, the `resource-expiring` event was the warning).
 pub async fn record_warnings<A: Actuator>(
     plan: &Plan,
     actuator: &A,
     stage_key: &str,
+    notified: Option<&HashSet<String>>,
     out: &mut Executed,
 ) {
     for item in &plan.items {
         let Outcome::Warn(b) = &item.outcome else {
             continue;
         };
+        if notified.is_some_and(|n| !n.contains(&item.resource.id)) {
+            continue;
+        }
         let Some(value) = b.1.notified_tag_value() else {
             continue;
         };

@@ -17,8 +17,11 @@ use crate::execute::{self, Executed, Waiting, record_warnings};
 use crate::inventory::{self, Resource, Scope};
 use crate::lease::RunLock;
 use crate::live::Live;
+use crate::notices;
 use crate::plan::{self, Outcome, Plan, Protected, Rules};
 use crate::policy::Action;
+use crate::snooze::token::Keyring;
+use std::collections::HashSet;
 
 /// Options of `ttl-teardown` beyond the common ones.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,6 +35,8 @@ pub struct TtlArgs {
 /// The job.
 pub struct TtlTeardown {
     whitelist: whitelist::Whitelist,
+    /// Signing keys for snooze links, when owner notices are configured.
+    keyring: Option<Keyring>,
     /// The offline inventory, when that is the source; otherwise the live providers.
     inventory: Option<PathBuf>,
     cost_avoided: Family<Labels, Counter<f64, AtomicU64>>,
@@ -106,8 +111,20 @@ impl Job for TtlTeardown {
             ),
             _ => {}
         }
+        // Fail closed here too: notices configured but no usable signing keys is a bad config.
+        let keyring = match &config.job.snooze {
+            Some(snooze) => {
+                let dir = relative_to(&common.config, &snooze.keys_dir);
+                Some(
+                    Keyring::load(&dir, &snooze.active_key)
+                        .with_context(|| format!("{file}: job.snooze"))?,
+                )
+            }
+            None => None,
+        };
         Ok(TtlTeardown {
             whitelist,
+            keyring,
             inventory,
             cost_avoided: Family::default(),
             deleted: Family::default(),
@@ -244,8 +261,9 @@ impl TtlTeardown {
                 .map(|&i| plan.items[i].resource.id.clone())
                 .collect(),
             (false, Some(live)) => {
-                let executed = self.execute(ctx, &plan, live).await?;
+                let mut executed = self.execute(ctx, &plan, live).await?;
                 report.errors.extend(executed.errors.iter().cloned());
+                report.alerts_sent.append(&mut executed.alerts);
                 report
                     .details
                     .insert("deleted".into(), json!(executed.deleted));
@@ -311,7 +329,23 @@ impl TtlTeardown {
             });
         }
         let mut executed = Executed::default();
-        record_warnings(plan, live, &job.policy.keys.notified_stage, &mut executed).await;
+        let notified: Option<HashSet<String>> = match (&job.snooze, &self.keyring) {
+            (Some(snooze), Some(keyring)) => {
+                let sent = notices::send(plan, ctx, snooze, keyring).await;
+                executed.alerts = sent.alerts;
+                executed.errors.extend(sent.errors);
+                Some(sent.notified.into_iter().collect())
+            }
+            _ => None,
+        };
+        record_warnings(
+            plan,
+            live,
+            &job.policy.keys.notified_stage,
+            notified.as_ref(),
+            &mut executed,
+        )
+        .await;
         let waiting = Waiting {
             timeout: job.waiting.timeout.0,
             interval: job.waiting.interval.0,

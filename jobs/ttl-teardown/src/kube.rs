@@ -410,6 +410,16 @@ impl KubeProvider {
         Ok(out)
     }
 
+    /// The resource with this id (`k8s:<namespace>` or `k8s:<kind>/<namespace>/<name>`) as
+    /// [`list`](Self::list) describes it, or `None` when it is not listed (absent, outside the
+    /// selectors, or an object without TTL annotations). Used by the snooze service.
+    ///
+    /// A full [`list`](Self::list) then a find: O(inventory) per request, fine for the snooze
+    /// service's traffic.
+    pub async fn get(&self, id: &str) -> Result<Option<Resource>, ProviderError> {
+        Ok(self.list().await?.into_iter().find(|r| r.id == id))
+    }
+
     /// Writes `tags` as annotations under the prefix, with one JSON merge patch of
     /// `metadata.annotations` (other annotations are left alone). No tags, no request.
     pub async fn set_tags(

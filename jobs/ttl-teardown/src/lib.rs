@@ -15,10 +15,12 @@ pub mod kinds;
 pub mod kube;
 pub mod lease;
 pub mod live;
+pub mod notices;
 pub mod plan;
 pub mod policy;
 pub mod provider;
 pub mod report;
+pub mod snooze;
 pub mod tags;
 
 pub use job::TtlTeardown;

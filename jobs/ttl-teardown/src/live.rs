@@ -67,6 +67,48 @@ impl Live {
         })
     }
 
+    /// Wraps providers built elsewhere (tests and tools that make their own SDK clients); the
+    /// run lock then uses a client from the config's `kubernetes:` section.
+    pub fn from_providers(aws: Vec<AwsProvider>, kube: Option<KubeProvider>) -> Live {
+        Live {
+            aws: aws
+                .into_iter()
+                .map(|p| ((p.account().to_string(), p.region().to_string()), p))
+                .collect(),
+            kube,
+            kube_client: None,
+        }
+    }
+
+    /// The current state of one resource, by id, or `None` when no provider lists it.
+    ///
+    /// An ARN (`arn:<partition>:<service>:<region>:<account>:…`) goes to the AWS provider of that
+    /// account and region; `k8s:…` to the Kubernetes provider. An id no configured provider is
+    /// responsible for (another account, no Kubernetes source, anything else) is `None`, like a
+    /// resource that does not exist. Each provider lists then finds: O(inventory) per call (see
+    /// [`AwsProvider::get`]).
+    pub async fn get(&self, id: &str) -> Result<Option<Resource>, ProviderError> {
+        if id.starts_with("k8s:") {
+            return match &self.kube {
+                Some(k) => k.get(id).await,
+                None => Ok(None),
+            };
+        }
+        let parts: Vec<&str> = id.splitn(6, ':').collect();
+        match parts.as_slice() {
+            ["arn", _partition, _service, region, account, _rest] => {
+                match self
+                    .aws
+                    .get(&((*account).to_string(), (*region).to_string()))
+                {
+                    Some(p) => p.get(id).await,
+                    None => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// A client for the run lock: the provider's, or one from the `kubernetes:` section.
     pub async fn lock_client(
         &self,

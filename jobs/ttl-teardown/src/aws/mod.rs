@@ -350,6 +350,17 @@ impl AwsProvider {
         Ok(resources)
     }
 
+    /// The resource with this ARN as [`list`](Self::list) describes it, or `None` when it is not
+    /// listed (gone, terminated, or not one of the five kinds). Used by the snooze service to
+    /// read one resource's current tags.
+    ///
+    /// Simplest correct implementation: a full [`list`](Self::list), then a find. That costs
+    /// O(inventory) calls per request, which is fine for the snooze service's traffic (a few
+    /// clicks a day); a per-kind describe is the optimisation if it ever matters.
+    pub async fn get(&self, arn: &str) -> Result<Option<Resource>, ProviderError> {
+        Ok(self.list().await?.into_iter().find(|r| r.id == arn))
+    }
+
     /// Writes `tags` on the resource (EC2 CreateTags, RDS AddTagsToResource), overwriting keys
     /// that exist. Used to record warning stages.
     pub async fn set_tags(

@@ -29,7 +29,7 @@ fn now() -> Timestamp {
 }
 
 /// Valid dev tags with a deadline `hours` from NOW (7d ttl); `warned` records warn-24h for it.
-fn tags(hours: i64, warned: bool) -> BTreeMap<String, String> {
+pub fn tags(hours: i64, warned: bool) -> BTreeMap<String, String> {
     let created = now() - SignedDuration::from_hours(7 * 24) + SignedDuration::from_hours(hours);
     let deadline = created + SignedDuration::from_hours(7 * 24);
     let mut t: BTreeMap<String, String> = [
@@ -51,16 +51,16 @@ fn tags(hours: i64, warned: bool) -> BTreeMap<String, String> {
     t
 }
 
-struct Bed {
-    moto: Moto,
-    broker: Tansu,
-    kube: FakeKube,
-    dir: tempfile::TempDir,
-    ec2: aws_sdk_ec2::Client,
+pub struct Bed {
+    pub moto: Moto,
+    pub broker: Tansu,
+    pub kube: FakeKube,
+    pub dir: tempfile::TempDir,
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 impl Bed {
-    async fn start() -> Bed {
+    pub async fn start() -> Bed {
         let moto = Moto::start().await.expect("moto");
         let broker = Tansu::start().await.expect("tansu");
         for t in TOPICS {
@@ -84,7 +84,13 @@ impl Bed {
         }
     }
 
-    fn config(&self, caps: &str) -> PathBuf {
+    pub fn config(&self, caps: &str) -> PathBuf {
+        self.config_with(caps, "")
+    }
+
+    /// A config with `job_extra` appended to the job section and `shared` sections before it.
+    pub fn config_with(&self, job_extra: &str, shared: &str) -> PathBuf {
+        let caps = job_extra;
         std::fs::copy(
             repo_root().join("examples/whitelist.yaml"),
             self.dir.path().join("whitelist.yaml"),
@@ -99,6 +105,7 @@ impl Bed {
             endpoint = self.moto.endpoint(),
             kubeconfig = kubeconfig.display(),
         );
+        let text = format!("{shared}{text}");
         let name = if caps.is_empty() {
             "config.yaml"
         } else {
@@ -109,13 +116,13 @@ impl Bed {
         path
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub fn env(&self) -> Vec<(&'static str, String)> {
         let mut env: Vec<(&'static str, String)> = self.moto.env();
         env.push(("GOV_KAFKA_BROKERS", self.broker.bootstrap()));
         env
     }
 
-    async fn run(&self, config: &Path, execute: bool) -> std::process::Output {
+    pub async fn run(&self, config: &Path, execute: bool) -> std::process::Output {
         let mut args = vec![
             "--config",
             config.to_str().expect("utf-8"),
@@ -135,7 +142,7 @@ impl Bed {
         images.images()[0].image_id().expect("ami").to_string()
     }
 
-    async fn instance(&self, tags: &BTreeMap<String, String>, groups: &[&str]) -> String {
+    pub async fn instance(&self, tags: &BTreeMap<String, String>, groups: &[&str]) -> String {
         let spec = TagSpecification::builder()
             .resource_type(ResourceType::Instance)
             .set_tags(Some(
@@ -206,7 +213,7 @@ impl Bed {
             .is_ok_and(|o| !o.security_groups().is_empty())
     }
 
-    async fn instance_tag(&self, id: &str, key: &str) -> Option<String> {
+    pub async fn instance_tag(&self, id: &str, key: &str) -> Option<String> {
         let out = self
             .ec2
             .describe_instances()
@@ -223,7 +230,7 @@ impl Bed {
             .map(str::to_string)
     }
 
-    async fn events(&self, topic: &str) -> Vec<Value> {
+    pub async fn events(&self, topic: &str) -> Vec<Value> {
         consume_all(
             &self.broker.bootstrap(),
             topic,

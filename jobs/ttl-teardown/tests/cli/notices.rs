@@ -1,0 +1,215 @@
+//! Owner notices from `--execute` runs: one email per owner, signed snooze links, stages recorded
+//! only after the SMTP server accepted the mail, no repeat for the same deadline.
+
+use std::time::Duration;
+
+use testbed::smtp::SmtpSink;
+use ttl_teardown::snooze::token::Keyring;
+
+use crate::execute::{Bed, tags};
+use crate::text;
+
+const KEY: &[u8] = b"0123456789abcdef0123456789abcdef-test-key";
+
+fn write_keys(bed: &Bed) {
+    let dir = bed.dir.path().join("snooze-keys");
+    std::fs::create_dir_all(&dir).expect("keys dir");
+    std::fs::write(dir.join("k1"), KEY).expect("key");
+}
+
+fn owned(hours: i64, warned: bool, owner: &str) -> std::collections::BTreeMap<String, String> {
+    let mut t = tags(hours, warned);
+    t.insert("owner".into(), owner.into());
+    t
+}
+
+/// Pulls every `https://snooze.test/…` link out of a text body.
+fn links(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|w| w.starts_with("https://snooze.test/"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn query_param(link: &str, name: &str) -> String {
+    let query = link.split_once('?').expect("query").1;
+    let value = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .expect("param");
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .expect("utf-8")
+        .into_owned()
+}
+
+#[tokio::test]
+async fn one_email_per_owner_with_signed_links_and_no_repeat() {
+    let bed = Bed::start().await;
+    write_keys(&bed);
+    let sink = SmtpSink::start().await.expect("smtp sink");
+    let a = [
+        bed.instance(&owned(30, false, "alice@example.com"), &[])
+            .await,
+        bed.instance(&owned(20, false, "alice@example.com"), &[])
+            .await,
+        bed.instance(&owned(-3, false, "alice@example.com"), &[])
+            .await, // expired, never warned: final warning
+    ];
+    let b = [
+        bed.instance(&owned(40, false, "bob@example.com"), &[])
+            .await,
+        bed.instance(&owned(44, false, "bob@example.com"), &[])
+            .await,
+    ];
+    let shared = format!(
+        "notify:\n  smtp:\n    host: {}\n    port: {}\n    tls: none\n    from: ttl@example.com\n",
+        sink.host(),
+        sink.port()
+    );
+    let snooze = "  snooze:\n    base_url: https://snooze.test\n    keys_dir: snooze-keys\n    active_key: k1\n";
+    let config = bed.config_with(snooze, &shared);
+
+    let out = bed.run(&config, true).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let mails = sink
+        .wait_for(2, Duration::from_secs(10))
+        .await
+        .expect("mails");
+    assert_eq!(mails.len(), 2, "one email per owner");
+    let mail_to = |who: &str| {
+        mails
+            .iter()
+            .find(|m| m.to() == [who])
+            .unwrap_or_else(|| panic!("no mail to {who}"))
+    };
+
+    let alice = mail_to("alice@example.com");
+    assert!(
+        alice
+            .subject()
+            .unwrap_or_default()
+            .contains("final warning: 3 resources"),
+        "{:?}",
+        alice.subject()
+    );
+    let text_body = alice.text_body().expect("text part");
+    let html_body = alice.html_body().expect("html part");
+    for id in &a {
+        assert!(
+            text_body.contains(id.as_str()) && html_body.contains(id.as_str()),
+            "{id} listed in both parts"
+        );
+    }
+    assert!(!text_body.contains(&b[0]), "only alice's resources");
+    assert!(text_body.contains("extensions left: 2 of 2"), "{text_body}");
+    assert!(
+        text_body.contains("/month"),
+        "estimated cost shown: {text_body}"
+    );
+    let alice_links = links(&text_body);
+    assert_eq!(
+        alice_links.len(),
+        6,
+        "+7 and +14 for each resource: {alice_links:?}"
+    );
+
+    // The links verify with the signing key and carry the resource's current state.
+    let keyring = Keyring::from_keys(vec![("k1".into(), KEY.to_vec())], "k1").expect("keyring");
+    let now: jiff::Timestamp = "2026-11-23T12:00:00Z".parse().expect("timestamp");
+    let link = &alice_links[0];
+    let claims = keyring
+        .verify(&query_param(link, "token"), now)
+        .expect("a valid token");
+    assert_eq!(claims.owner, "alice@example.com");
+    assert_eq!(claims.extension_count, 0);
+    assert!(
+        a.iter().any(|id| claims.resource.ends_with(id.as_str())),
+        "{claims:?}"
+    );
+    assert_eq!(query_param(link, "days"), claims.days.to_string());
+
+    let bob = mail_to("bob@example.com");
+    assert!(
+        bob.subject().unwrap_or_default().contains("2 resources"),
+        "{:?}",
+        bob.subject()
+    );
+    assert_eq!(links(&bob.text_body().expect("text")).len(), 4);
+
+    // Stages are recorded, so the next run sends nothing new.
+    for id in a.iter().chain(&b) {
+        assert!(
+            bed.instance_tag(id, "ttl-notified-stage").await.is_some(),
+            "{id} stage recorded"
+        );
+    }
+    let out = bed.run(&config, true).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.messages().expect("maildir").len(),
+        2,
+        "no repeat for the same deadlines"
+    );
+}
+
+#[tokio::test]
+async fn an_smtp_failure_leaves_the_stage_unrecorded_for_the_next_run() {
+    let bed = Bed::start().await;
+    write_keys(&bed);
+    let carol = bed
+        .instance(&owned(30, false, "carol@example.com"), &[])
+        .await;
+    let dead_port = testbed::process::free_port().expect("port");
+    let shared = format!(
+        "notify:\n  smtp:\n    host: 127.0.0.1\n    port: {dead_port}\n    tls: none\n    from: ttl@example.com\n    timeout: 2s\n"
+    );
+    let snooze = "  snooze:\n    base_url: https://snooze.test\n    keys_dir: snooze-keys\n    active_key: k1\n";
+    let config = bed.config_with(snooze, &shared);
+
+    let out = bed.run(&config, true).await;
+    let (stdout, _) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed notice makes the run partial: {stdout}"
+    );
+    assert!(stdout.contains("retried next run"), "{stdout}");
+    assert_eq!(
+        bed.instance_tag(&carol, "ttl-notified-stage").await,
+        None,
+        "not recorded without an accepted email"
+    );
+
+    // The SMTP server is back (same port through the environment override): the next run sends.
+    let sink = SmtpSink::start().await.expect("smtp sink");
+    let mut env = bed.env();
+    env.push(("GOV_SMTP_PORT", sink.port().to_string()));
+    let args = [
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--now",
+        "2026-11-23T12:00:00Z",
+        "--output",
+        "json",
+        "--execute",
+    ];
+    let out = crate::run(bed.dir.path(), &args, &env).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    let mails = sink
+        .wait_for(1, Duration::from_secs(10))
+        .await
+        .expect("mail");
+    assert_eq!(mails[0].to(), ["carol@example.com"]);
+    assert!(
+        bed.instance_tag(&carol, "ttl-notified-stage")
+            .await
+            .is_some()
+    );
+}
