@@ -2,6 +2,7 @@
 //!
 //! `token` signs and verifies the links; `server` is the small HTTP service behind them.
 
+pub mod server;
 pub mod token;
 
 /// Escapes text for HTML element content and double-quoted attribute values.

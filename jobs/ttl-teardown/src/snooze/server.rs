@@ -1,0 +1,972 @@
+//! The snooze-link HTTP service: owners extend a resource's deadline by 7 or 14 days.
+//!
+//! Routes:
+//! - `GET /v1/resources/{id}/extend?days=N&token=…` — the link in the warning email. **Never
+//!   changes anything** (mail scanners and link previewers follow links): it shows a confirmation
+//!   page whose form POSTs to the same path.
+//! - `POST /v1/resources/{id}/extend` (form fields `days`, `token`, `reason`) — applies.
+//! - `PATCH /v1/resources/{id}/ttl` (JSON `{"extend_days": 7, "reason": "…"}`,
+//!   `Authorization: Bearer <token>`) — applies, for tools; JSON answers.
+//! - `/healthz` (always 200), `/readyz` (200 once keys and a durable publisher are in place),
+//!   `/metrics` (Prometheus text).
+//!
+//! Every request to `/v1/` goes through the same check ([`AppState`] internals, `check`):
+//! 1. `days` ∈ {7, 14} (400 otherwise: says nothing about any resource);
+//! 2. the token's MAC and expiry ([`Keyring::verify`], constant time), then its claims against
+//!    the request (resource id, days). **Before** the resource is looked up, so a bad token gets
+//!    the same 403 (status and body) whether or not the resource exists;
+//! 3. the resource's *current* state, read from its provider: it must exist, not be being
+//!    deleted, carry valid tags, be eligible (non-prod, opted in, not restricted). Any failure is
+//!    the same opaque 403 again — a good token for a missing resource reads like a bad token;
+//! 4. the claims' deadline and extension count must equal the current ones: once a snooze is
+//!    applied both change, so a used link is refused (replay protection) with the same 403;
+//! 5. the policy limits: at most `max_extensions` (2) extensions and `ttl + extended days +
+//!    requested days ≤ max_lifetime` (60d). These refusals (403) say which limit, since only the
+//!    holder of a valid, current link can reach them.
+//!
+//! Applying writes tags/annotations (extension count + 1, extended days + N, `ttl-extended-by`,
+//! `ttl-extension-reason`) through the provider's `set_tags`, then publishes
+//! `resource-ttl-extended` on Kafka and waits for the acknowledgement **before** answering
+//! success. If the publish fails, the count and extended days are written back to their previous
+//! values (best effort, logged) and the answer is 503, so the same link can be tried again.
+//! Writes are absolute values (count = N + 1, not "increment"), and applies are serialised in
+//! this process, so two clicks racing cannot extend twice.
+//!
+//! Abuse resistance: a per-client-IP token bucket on `/v1/` (429 beyond it), a request body
+//! limit (413), security headers on every answer (CSP, nosniff, DENY framing, no referrer, no
+//! store), everything interpolated into HTML escaped, no redirects anywhere. Tokens and keys are
+//! never logged: logs carry the resource id and the refusal's `detail`.
+//!
+//! The client IP is the TCP peer. Behind an ingress that is the ingress's address, so the rate
+//! limit is then per ingress pod; trusting `X-Forwarded-For` would let any client pick its own
+//! bucket, so it is deliberately not read.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FormRejection};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, patch};
+use axum::{Form, Json, Router};
+use common::clock::Clock;
+use common::config::JobConfig;
+use common::event::{Envelope, SCHEMA_VERSION};
+use common::kafka::Publisher;
+use jiff::{SignedDuration, Timestamp};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::TtlConfig;
+use crate::execute::Actuator;
+use crate::inventory::Resource;
+use crate::live::Live;
+use crate::policy;
+use crate::snooze::escape_html;
+use crate::snooze::token::{Claims, Keyring};
+use crate::tags::{self, TagPolicy};
+
+/// The job name on events this service publishes.
+pub const JOB_NAME: &str = "ttl-snooze";
+
+/// The event type (and default topic) of an applied snooze.
+pub const EVENT_TYPE: &str = "resource-ttl-extended";
+
+/// Tag (annotation) recording who applied the last extension (the link's owner).
+pub const EXTENDED_BY_TAG: &str = "ttl-extended-by";
+
+/// Tag (annotation) recording the reason given for the last extension.
+pub const EXTENSION_REASON_TAG: &str = "ttl-extension-reason";
+
+/// Longest reason kept, in characters (AWS tag values hold 256).
+pub const MAX_REASON_CHARS: usize = 256;
+
+/// The only extensions a link may ask for, in days.
+pub const ALLOWED_DAYS: [u32; 2] = [7, 14];
+
+/// Default request body limit, in bytes.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024;
+
+/// Default rate limit: requests per minute per client IP on `/v1/` (also the burst size).
+pub const DEFAULT_RATE_PER_MINUTE: u32 = 30;
+
+/// Rate-limit buckets kept before idle ones are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+/// The answer to every token or resource refusal, whatever the reason: the same bytes whether the
+/// token is forged, expired, used, for another resource, or the resource does not exist.
+const FORBIDDEN_TEXT: &str = "This link is invalid, expired or already used.";
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'";
+
+/// Tunables of the service (tests shrink them).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per minute per client IP on `/v1/`; also the burst.
+    pub rate_per_minute: u32,
+    /// Largest request body, in bytes (413 beyond).
+    pub body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rate_per_minute: DEFAULT_RATE_PER_MINUTE,
+            body_bytes: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+/// Counters exposed on `/metrics`.
+struct ServiceMetrics {
+    registry: Registry,
+    requests: Family<Vec<(String, String)>, Counter>,
+    extensions: Counter<u64, AtomicU64>,
+}
+
+impl ServiceMetrics {
+    fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<Vec<(String, String)>, Counter>::default();
+        let extensions = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "ttl_snooze_requests",
+            "Snooze requests by route and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "ttl_snooze_extensions_applied",
+            "Extensions applied (tags written and event acknowledged)",
+            extensions.clone(),
+        );
+        ServiceMetrics {
+            registry,
+            requests,
+            extensions,
+        }
+    }
+
+    fn count(&self, route: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&vec![
+                ("route".to_string(), route.to_string()),
+                ("outcome".to_string(), outcome.to_string()),
+            ])
+            .inc();
+    }
+}
+
+/// A per-IP token bucket.
+struct RateLimiter {
+    per_minute: u32,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        let capacity = f64::from(self.per_minute);
+        let per_second = capacity / 60.0;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS {
+            // Forget buckets that have refilled completely: they hold no information.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * per_second < capacity
+            });
+        }
+        let (tokens, at) = buckets.entry(ip).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Inner {
+    policy: TagPolicy,
+    live: Live,
+    publisher: Publisher,
+    keyring: Keyring,
+    clock: Arc<dyn Clock>,
+    metrics: ServiceMetrics,
+    limiter: RateLimiter,
+    body_bytes: usize,
+    /// Serialises check-and-apply, so two clicks racing in this process cannot both apply.
+    apply_lock: tokio::sync::Mutex<()>,
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("keyring", &self.0.keyring)
+            .field("publisher", &self.0.publisher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The service's state: the tag policy from `config.job.policy`, the providers, the event
+    /// publisher, the signing keys and the clock ("now" for token expiry and tag parsing), with
+    /// the default [`Limits`].
+    pub fn new(
+        config: &JobConfig<TtlConfig>,
+        live: Live,
+        publisher: Publisher,
+        keyring: Keyring,
+        clock: Arc<dyn Clock>,
+    ) -> AppState {
+        Self::with_limits(config, live, publisher, keyring, clock, Limits::default())
+    }
+
+    /// [`AppState::new`] with other [`Limits`].
+    pub fn with_limits(
+        config: &JobConfig<TtlConfig>,
+        live: Live,
+        publisher: Publisher,
+        keyring: Keyring,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> AppState {
+        AppState(Arc::new(Inner {
+            policy: config.job.policy.clone(),
+            live,
+            publisher,
+            keyring,
+            clock,
+            metrics: ServiceMetrics::new(),
+            limiter: RateLimiter {
+                per_minute: limits.rate_per_minute.max(1),
+                buckets: Mutex::new(HashMap::new()),
+            },
+            body_bytes: limits.body_bytes,
+            apply_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+}
+
+/// The service's routes with every layer (body limit, rate limit, security headers).
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route(
+            "/v1/resources/{id}/extend",
+            get(extend_page).post(extend_form),
+        )
+        .route("/v1/resources/{id}/ttl", patch(extend_json))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(v1)
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+        .layer(DefaultBodyLimit::max(state.0.body_bytes))
+        .layer(middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// Serves on `listener` until the process receives SIGTERM or ctrl-c.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    serve_until(listener, state, shutdown_signal()).await
+}
+
+/// Serves on `listener` until `shutdown` completes (then finishes the requests in flight).
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    let set = |h: &mut HeaderMap, name: HeaderName, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::CACHE_CONTROL, "no-store");
+    response
+}
+
+async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    // Without connection info (a router driven without `serve`), everyone shares one bucket.
+    let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if !state.0.limiter.allow(ip, Instant::now()) {
+        state.0.metrics.count("v1", "rate-limited");
+        tracing::warn!(client = %ip, "rate limited");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "60")],
+            "too many requests\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    // The keyring and the publisher are built before the state exists; a non-durable publisher
+    // (no brokers) would let snoozes through without an audit event, so it is not ready.
+    if state.0.publisher.is_durable() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no durable kafka publisher\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = String::new();
+    if encode(&mut text, &state.0.metrics.registry).is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The check shared by every route.
+
+/// Why a request is refused.
+#[derive(Debug)]
+enum Refusal {
+    /// Malformed request (bad `days`, unparseable body): 400 with this message.
+    BadRequest(String),
+    /// Token or resource refused: the opaque 403. `detail` is for the log only.
+    Forbidden { detail: String },
+    /// A policy limit (max extensions, max lifetime), for the holder of a valid current link.
+    Limit(String),
+    /// A provider or Kafka could not be reached: 503. `detail` is for the log only.
+    Unavailable { detail: String },
+}
+
+impl Refusal {
+    fn forbidden(detail: impl Into<String>) -> Refusal {
+        Refusal::Forbidden {
+            detail: detail.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::Forbidden { .. } | Refusal::Limit(_) => StatusCode::FORBIDDEN,
+            Refusal::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self {
+            Refusal::BadRequest(_) => "bad-request",
+            Refusal::Forbidden { .. } => "forbidden",
+            Refusal::Limit(_) => "limit",
+            Refusal::Unavailable { .. } => "unavailable",
+        }
+    }
+
+    /// What the caller may read: never the detail of a 403 or a 503.
+    fn public_message(&self) -> String {
+        match self {
+            Refusal::BadRequest(m) | Refusal::Limit(m) => m.clone(),
+            Refusal::Forbidden { .. } => FORBIDDEN_TEXT.to_string(),
+            Refusal::Unavailable { .. } => {
+                "The service cannot reach its backends right now; nothing was changed. Try again later."
+                    .to_string()
+            }
+        }
+    }
+
+    fn log(&self, route: &str, id: &str) {
+        match self {
+            Refusal::Forbidden { detail } => {
+                tracing::info!(route, resource = %id, detail = %detail, "snooze refused");
+            }
+            Refusal::Unavailable { detail } => {
+                tracing::error!(route, resource = %id, detail = %detail, "snooze unavailable");
+            }
+            Refusal::BadRequest(m) | Refusal::Limit(m) => {
+                tracing::info!(route, resource = %id, detail = %m, "snooze refused");
+            }
+        }
+    }
+}
+
+/// A request that passed every check: what applying it would do.
+struct Checked {
+    resource: Resource,
+    claims: Claims,
+    days: u32,
+    extension_count: u8,
+    extended_days: u32,
+    old_deadline: Timestamp,
+    new_deadline: Timestamp,
+}
+
+/// Resource states meaning "already being deleted or gone".
+const REMOVING_STATES: [&str; 5] = [
+    "shutting-down",
+    "terminated",
+    "deleting",
+    "deleted",
+    "Terminating",
+];
+
+fn parse_days(days: Option<&str>) -> Result<u32, Refusal> {
+    days.and_then(|d| d.parse::<u32>().ok())
+        .filter(|d| ALLOWED_DAYS.contains(d))
+        .ok_or_else(|| Refusal::BadRequest("days must be 7 or 14".to_string()))
+}
+
+impl AppState {
+    async fn check(&self, id: &str, days: u32, token: Option<&str>) -> Result<Checked, Refusal> {
+        let s = &self.0;
+        let now = s.clock.now();
+        // 1. The token, before anything about the resource is looked at.
+        let token = token.unwrap_or_default();
+        let claims = s
+            .keyring
+            .verify(token, now)
+            .map_err(|e| Refusal::forbidden(format!("token: {}", e.detail)))?;
+        if claims.resource != id {
+            return Err(Refusal::forbidden("token is for another resource"));
+        }
+        if claims.days != days {
+            return Err(Refusal::forbidden("token is for another number of days"));
+        }
+        // 2. The resource as it is now.
+        let resource = s.live.get(id).await.map_err(|e| Refusal::Unavailable {
+            detail: e.to_string(),
+        })?;
+        let Some(resource) = resource else {
+            return Err(Refusal::forbidden("resource not found"));
+        };
+        if let Some(state) = resource.state.as_deref()
+            && REMOVING_STATES.contains(&state)
+        {
+            return Err(Refusal::forbidden(format!(
+                "resource is being deleted ({state})"
+            )));
+        }
+        if let Some(why) = &resource.tags_unreadable {
+            return Err(Refusal::forbidden(format!("tags unreadable: {why}")));
+        }
+        let parsed = tags::parse_tags(&resource.tags, resource.created_fallback, &s.policy, now)
+            .map_err(|violations| {
+                Refusal::forbidden(format!(
+                    "invalid tags: {}",
+                    violations
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ))
+            })?;
+        let decision = policy::evaluate(&parsed, &s.policy, now);
+        if !decision.eligible {
+            return Err(Refusal::forbidden(format!(
+                "not eligible: {}",
+                decision.reason
+            )));
+        }
+        // 3. The link must be for the current state: a used link no longer matches.
+        let old_deadline = policy::deadline(&parsed);
+        if claims.deadline != old_deadline || claims.extension_count != parsed.extension_count {
+            return Err(Refusal::forbidden(format!(
+                "stale link: made for deadline {} / {} extensions, now {} / {}",
+                claims.deadline, claims.extension_count, old_deadline, parsed.extension_count
+            )));
+        }
+        // 4. The policy limits.
+        if parsed.extension_count >= s.policy.max_extensions {
+            return Err(Refusal::Limit(format!(
+                "This resource already had the maximum of {} extensions.",
+                s.policy.max_extensions
+            )));
+        }
+        let requested = SignedDuration::from_hours(i64::from(days) * 24);
+        let lifetime = parsed
+            .ttl
+            .checked_add(parsed.extension())
+            .and_then(|l| l.checked_add(requested));
+        if lifetime.is_none_or(|l| l > s.policy.max_lifetime) {
+            return Err(Refusal::Limit(format!(
+                "Extending by {days} days would exceed the maximum lifetime of {} (ttl {} + {} days already granted).",
+                tags::format_duration(s.policy.max_lifetime),
+                tags::format_duration(parsed.ttl),
+                parsed.extended_days
+            )));
+        }
+        let new_deadline = old_deadline
+            .checked_add(requested)
+            .map_err(|_| Refusal::forbidden("deadline out of range"))?;
+        Ok(Checked {
+            resource,
+            claims,
+            days,
+            extension_count: parsed.extension_count,
+            extended_days: parsed.extended_days,
+            old_deadline,
+            new_deadline,
+        })
+    }
+
+    /// Writes the tags and publishes the event; the caller holds `apply_lock`.
+    async fn apply(&self, c: &Checked, reason: &str) -> Result<Applied, Refusal> {
+        let s = &self.0;
+        let keys = &s.policy.keys;
+        let count = c.extension_count + 1;
+        let extended = c.extended_days + c.days;
+        let reason = sanitise(reason);
+        let by = sanitise(&c.claims.owner);
+        let tags = vec![
+            (keys.extension_count.clone(), count.to_string()),
+            (keys.extended_days.clone(), extended.to_string()),
+            (EXTENDED_BY_TAG.to_string(), by.clone()),
+            (
+                EXTENSION_REASON_TAG.to_string(),
+                if reason.is_empty() {
+                    "none given".to_string()
+                } else {
+                    reason.clone()
+                },
+            ),
+        ];
+        s.live
+            .set_tags(&c.resource, &tags)
+            .await
+            .map_err(|e| Refusal::Unavailable {
+                detail: format!("writing tags: {e}"),
+            })?;
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let envelope = Envelope {
+            event_type: EVENT_TYPE.to_string(),
+            schema_version: SCHEMA_VERSION.to_string(),
+            job_name: JOB_NAME.to_string(),
+            run_id: request_id.clone(),
+            dry_run: false,
+            emitted_at: s.clock.now(),
+            data: ExtendedEvent {
+                resource_id: c.resource.id.clone(),
+                old_deadline: c.old_deadline,
+                new_deadline: c.new_deadline,
+                extended_by: by.clone(),
+                reason: reason.clone(),
+                extension_count: count,
+                request_id: request_id.clone(),
+            },
+        };
+        if let Err(e) = s
+            .publisher
+            .publish(EVENT_TYPE, &c.resource.id, &envelope)
+            .await
+        {
+            // No audit event, no snooze: put the count and days back so the link works again.
+            let previous = vec![
+                (keys.extension_count.clone(), c.extension_count.to_string()),
+                (keys.extended_days.clone(), c.extended_days.to_string()),
+            ];
+            if let Err(undo) = s.live.set_tags(&c.resource, &previous).await {
+                tracing::error!(resource = %c.resource.id, error = %undo,
+                    "snooze event not published and the tags could not be put back: the extension stands without an event");
+            }
+            return Err(Refusal::Unavailable {
+                detail: format!("publishing {EVENT_TYPE}: {e}"),
+            });
+        }
+        s.metrics.extensions.inc();
+        tracing::info!(resource = %c.resource.id, old_deadline = %c.old_deadline,
+            new_deadline = %c.new_deadline, extension_count = count, extended_by = %by,
+            request_id = %request_id, "snooze applied");
+        Ok(Applied {
+            resource_id: c.resource.id.clone(),
+            old_deadline: c.old_deadline,
+            new_deadline: c.new_deadline,
+            extension_count: count,
+            extended_days: extended,
+            request_id,
+        })
+    }
+
+    async fn check_and_apply(
+        &self,
+        id: &str,
+        days: u32,
+        token: Option<&str>,
+        reason: &str,
+    ) -> Result<Applied, Refusal> {
+        let _guard = self.0.apply_lock.lock().await;
+        let checked = self.check(id, days, token).await?;
+        self.apply(&checked, reason).await
+    }
+}
+
+/// The data of a `resource-ttl-extended` event (inside a [`common::event::Envelope`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtendedEvent {
+    /// The resource (ARN or `k8s:…`).
+    pub resource_id: String,
+    /// The deadline before the extension.
+    pub old_deadline: Timestamp,
+    /// The deadline after it.
+    pub new_deadline: Timestamp,
+    /// Who extended (the owner the link was sent to).
+    pub extended_by: String,
+    /// The reason given (sanitised; may be empty).
+    pub reason: String,
+    /// Extensions granted so far, this one included.
+    pub extension_count: u8,
+    /// Unique per request (UUID v7), also the envelope's `run_id`.
+    pub request_id: String,
+}
+
+/// The JSON answer of a successful `PATCH`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The resource.
+    pub resource_id: String,
+    /// The deadline before.
+    pub old_deadline: Timestamp,
+    /// The deadline now.
+    pub new_deadline: Timestamp,
+    /// Extensions granted so far.
+    pub extension_count: u8,
+    /// Days granted so far.
+    pub extended_days: u32,
+    /// The request id (also on the event).
+    pub request_id: String,
+}
+
+/// Keeps only AWS-tag-safe characters (`[A-Za-z0-9 _.:/=+\-@]`; anything else becomes a space,
+/// runs of spaces collapse), trims, and cuts at [`MAX_REASON_CHARS`].
+pub fn sanitise(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        let safe = c.is_ascii_alphanumeric() || " _.:/=+-@".contains(c);
+        let c = if safe { c } else { ' ' };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        out.push(c);
+        if out.len() >= MAX_REASON_CHARS {
+            break;
+        }
+    }
+    out.trim_end().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+
+/// The query of the link.
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    days: Option<String>,
+    token: Option<String>,
+}
+
+/// The confirmation form.
+#[derive(Debug, Deserialize)]
+struct ExtendForm {
+    days: Option<String>,
+    token: Option<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+/// The `PATCH` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendJson {
+    extend_days: u32,
+    #[serde(default)]
+    reason: String,
+}
+
+fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title>\
+         <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}\
+         th{{text-align:left;padding-right:1em}}code{{word-break:break-all}}</style>\
+         </head><body><h1>{title}</h1>\n{body_html}\n</body></html>\n",
+        title = escape_html(title),
+    );
+    (status, Html(html)).into_response()
+}
+
+fn refusal_page(route: &str, id: &str, r: &Refusal, metrics: &ServiceMetrics) -> Response {
+    r.log(route, id);
+    metrics.count(route, r.outcome());
+    // The 403 page interpolates nothing from the request: the same bytes for every refusal.
+    let body = format!("<p>{}</p>", escape_html(&r.public_message()));
+    page(r.status(), "Snooze not possible", &body)
+}
+
+fn refusal_json(route: &str, id: &str, r: &Refusal, metrics: &ServiceMetrics) -> Response {
+    r.log(route, id);
+    metrics.count(route, r.outcome());
+    (r.status(), Json(json!({ "error": r.public_message() }))).into_response()
+}
+
+async fn extend_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    const ROUTE: &str = "get-extend";
+    let m = &state.0.metrics;
+    let Ok(Query(q)) = query else {
+        return refusal_page(
+            ROUTE,
+            &id,
+            &Refusal::BadRequest("malformed query".into()),
+            m,
+        );
+    };
+    let days = match parse_days(q.days.as_deref()) {
+        Ok(d) => d,
+        Err(r) => return refusal_page(ROUTE, &id, &r, m),
+    };
+    // GET never changes anything: it only checks and shows the form.
+    let c = match state.check(&id, days, q.token.as_deref()).await {
+        Ok(c) => c,
+        Err(r) => return refusal_page(ROUTE, &id, &r, m),
+    };
+    m.count(ROUTE, "shown");
+    let token = q.token.unwrap_or_default();
+    let body = format!(
+        "<table>\
+         <tr><th>Resource</th><td><code>{id}</code></td></tr>\
+         <tr><th>Name</th><td>{name}</td></tr>\
+         <tr><th>Current deadline</th><td>{old}</td></tr>\
+         <tr><th>New deadline</th><td>{new}</td></tr>\
+         <tr><th>Extensions so far</th><td>{count} of {max}</td></tr>\
+         </table>\
+         <form method=\"post\" action=\"extend\">\
+         <input type=\"hidden\" name=\"days\" value=\"{days}\">\
+         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+         <p><label>Reason (optional)<br><input type=\"text\" name=\"reason\" maxlength=\"{maxlen}\" size=\"50\"></label></p>\
+         <p><button type=\"submit\">Extend by {days} days</button></p>\
+         </form>",
+        id = escape_html(&c.resource.id),
+        name = escape_html(&c.resource.name),
+        old = escape_html(&c.old_deadline.to_string()),
+        new = escape_html(&c.new_deadline.to_string()),
+        count = c.extension_count,
+        max = state.0.policy.max_extensions,
+        token = escape_html(&token),
+        maxlen = MAX_REASON_CHARS,
+    );
+    page(StatusCode::OK, &format!("Extend by {days} days?"), &body)
+}
+
+async fn extend_form(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: Result<Form<ExtendForm>, FormRejection>,
+) -> Response {
+    const ROUTE: &str = "post-extend";
+    let m = &state.0.metrics;
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            m.count(ROUTE, "too-large");
+            return page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request too large",
+                "<p>The request body is too large.</p>",
+            );
+        }
+        Err(_) => {
+            return refusal_page(ROUTE, &id, &Refusal::BadRequest("malformed form".into()), m);
+        }
+    };
+    let days = match parse_days(f.days.as_deref()) {
+        Ok(d) => d,
+        Err(r) => return refusal_page(ROUTE, &id, &r, m),
+    };
+    match state
+        .check_and_apply(&id, days, f.token.as_deref(), &f.reason)
+        .await
+    {
+        Ok(a) => {
+            m.count(ROUTE, "extended");
+            let body = format!(
+                "<p>The deadline of <code>{id}</code> moved from {old} to {new}.</p>\
+                 <p>Extensions so far: {count} of {max}.</p>",
+                id = escape_html(&a.resource_id),
+                old = escape_html(&a.old_deadline.to_string()),
+                new = escape_html(&a.new_deadline.to_string()),
+                count = a.extension_count,
+                max = state.0.policy.max_extensions,
+            );
+            page(StatusCode::OK, "Extended", &body)
+        }
+        Err(r) => refusal_page(ROUTE, &id, &r, m),
+    }
+}
+
+async fn extend_json(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    const ROUTE: &str = "patch-ttl";
+    let m = &state.0.metrics;
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            m.count(ROUTE, "too-large");
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(json!({"error": "request body too large"})),
+            )
+                .into_response();
+        }
+        Err(_) => {
+            return refusal_json(
+                ROUTE,
+                &id,
+                &Refusal::BadRequest("unreadable body".into()),
+                m,
+            );
+        }
+    };
+    let req: ExtendJson = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(_) => {
+            return refusal_json(
+                ROUTE,
+                &id,
+                &Refusal::BadRequest(
+                    "expected JSON {\"extend_days\": 7 or 14, \"reason\": \"…\"}".into(),
+                ),
+                m,
+            );
+        }
+    };
+    if !ALLOWED_DAYS.contains(&req.extend_days) {
+        return refusal_json(
+            ROUTE,
+            &id,
+            &Refusal::BadRequest("extend_days must be 7 or 14".into()),
+            m,
+        );
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match state
+        .check_and_apply(&id, req.extend_days, token, &req.reason)
+        .await
+    {
+        Ok(a) => {
+            m.count(ROUTE, "extended");
+            (StatusCode::OK, Json(a)).into_response()
+        }
+        Err(r) => refusal_json(ROUTE, &id, &r, m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_keep_only_tag_safe_characters() {
+        assert_eq!(sanitise("demo on friday <script>"), "demo on friday script");
+        assert_eq!(sanitise("  a\nb\t\"c\"  "), "a b c");
+        assert_eq!(sanitise("ok: a/b=c+d-e@f_g.h"), "ok: a/b=c+d-e@f_g.h");
+        assert_eq!(sanitise(&"x".repeat(1000)).len(), MAX_REASON_CHARS);
+        assert_eq!(sanitise("ünïcode"), "n code");
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape_html("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn buckets_refill_over_time() {
+        let limiter = RateLimiter {
+            per_minute: 2,
+            buckets: Mutex::new(HashMap::new()),
+        };
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let t = Instant::now();
+        assert!(limiter.allow(ip, t));
+        assert!(limiter.allow(ip, t));
+        assert!(!limiter.allow(ip, t));
+        assert!(limiter.allow(IpAddr::from([10, 0, 0, 2]), t));
+        assert!(limiter.allow(ip, t + std::time::Duration::from_secs(30)));
+    }
+}
