@@ -328,15 +328,18 @@ impl AwsProvider {
     /// automated RDS snapshots. A manual snapshot whose tags could not be read is listed with
     /// `tags_unreadable` set, which protects it. Fails as a whole if any list call fails: a
     /// partial inventory would miss dependencies.
+    ///
+    /// The kinds are listed one after another: regions and accounts are scanned concurrently by
+    /// the caller, but within one (account, region) concurrent describes only compete for the same
+    /// API budget, and against a slow endpoint they pile up past the attempt timeout and turn into
+    /// retries that add more load (seen against moto at 2,000 instances).
     pub async fn list(&self) -> Result<Vec<Resource>, ProviderError> {
-        let (instances, volumes, groups, interfaces, dbs, snapshots) = tokio::try_join!(
-            ec2_instance::list(self),
-            ebs_volume::list(self),
-            security_group::list(self),
-            security_group::list_interfaces(self),
-            rds_instance::list(self),
-            rds_snapshot::list(self),
-        )?;
+        let instances = ec2_instance::list(self).await?;
+        let volumes = ebs_volume::list(self).await?;
+        let groups = security_group::list(self).await?;
+        let interfaces = security_group::list_interfaces(self).await?;
+        let dbs = rds_instance::list(self).await?;
+        let snapshots = rds_snapshot::list(self).await?;
         let mut resources = link::link(link::Inventory {
             instances,
             volumes,
