@@ -601,9 +601,38 @@ impl<J> JobConfig<J> {
     }
 }
 
-/// Loads a job's config file, applies the process environment's overrides.
+impl<J> JobConfig<J> {
+    /// Makes the shared sections' relative paths (the Kafka fallback file, SMTP `ca_file` and
+    /// `password_file`, the kubeconfig) relative to `base`, the config file's directory, as the
+    /// jobs' own paths are: a config means the same whatever directory the job starts in.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let smtp = self.notify.smtp.as_mut();
+        let paths = [
+            match &mut self.kafka.fallback {
+                Fallback::File(p) => Some(p),
+                Fallback::Stderr => None,
+            },
+            self.kubernetes.kubeconfig.as_mut(),
+        ]
+        .into_iter()
+        .chain(
+            smtp.into_iter()
+                .flat_map(|s| [s.ca_file.as_mut(), s.password_file.as_mut()]),
+        )
+        .flatten();
+        for p in paths {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+}
+
+/// Loads a job's config file, resolves the shared sections' relative paths against the file's
+/// directory ([`JobConfig::resolve_paths`]) and applies the process environment's overrides.
 pub fn load_job_config<J: DeserializeOwned>(path: &Path) -> Result<JobConfig<J>, Error> {
     let mut config: JobConfig<J> = load_file(path)?;
+    config.resolve_paths(path.parent().unwrap_or(Path::new("")));
     config.apply_env(|name| std::env::var(name).ok())?;
     Ok(config)
 }
@@ -773,5 +802,27 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn shared_relative_paths_are_relative_to_the_config_file() {
+        let mut c = parse(
+            "kafka:\n  fallback: {file: events.jsonl}\n\
+             notify:\n  smtp: {host: smtp, from: a@b.io, ca_file: ca.pem, password_file: /run/pw}\n\
+             kubernetes:\n  kubeconfig: ../kube/config\njob:\n  name: x\n",
+        )
+        .expect("valid");
+        c.resolve_paths(Path::new("/etc/jobs"));
+        assert_eq!(
+            c.kafka.fallback,
+            Fallback::File(PathBuf::from("/etc/jobs/events.jsonl"))
+        );
+        let smtp = c.notify.smtp.as_ref().expect("smtp");
+        assert_eq!(smtp.ca_file.as_deref(), Some(Path::new("/etc/jobs/ca.pem")));
+        assert_eq!(smtp.password_file.as_deref(), Some(Path::new("/run/pw")));
+        assert_eq!(
+            c.kubernetes.kubeconfig.as_deref(),
+            Some(Path::new("/etc/jobs/../kube/config"))
+        );
     }
 }

@@ -2,12 +2,12 @@ use std::collections::BTreeMap;
 
 use common::event::{ResultEvent, Status};
 
-use crate::{DEMO_NOW, demo_config, run, text};
+use crate::{DEMO_NOW, demo_copy, run, text};
 
 #[tokio::test]
 async fn the_demo_plans_exactly_the_expected_actions_in_dependency_order() {
     let cwd = tempfile::tempdir().expect("tempdir");
-    let config = demo_config();
+    let config = demo_copy(cwd.path());
     let out = run(
         cwd.path(),
         &[
@@ -171,7 +171,7 @@ async fn the_demo_plans_exactly_the_expected_actions_in_dependency_order() {
 #[tokio::test]
 async fn the_table_names_every_column_and_the_order() {
     let cwd = tempfile::tempdir().expect("tempdir");
-    let config = demo_config();
+    let config = demo_copy(cwd.path());
     let out = run(
         cwd.path(),
         &[

@@ -23,6 +23,15 @@ pub fn demo_config() -> PathBuf {
     repo_root().join("examples/ttl-teardown.yaml")
 }
 
+/// Copies the demo (config, inventory, whitelist) into `dir` and returns the config's path
+/// there, so its fallback event file is written in `dir`, never into the source tree.
+pub fn demo_copy(dir: &Path) -> PathBuf {
+    for f in ["ttl-teardown.yaml", "whitelist.yaml", "inventory.yaml"] {
+        std::fs::copy(repo_root().join("examples").join(f), dir.join(f)).expect("copy demo file");
+    }
+    dir.join("ttl-teardown.yaml")
+}
+
 /// The instant the demo inventory is written for.
 pub const DEMO_NOW: &str = "2026-11-23T12:00:00Z";
 
