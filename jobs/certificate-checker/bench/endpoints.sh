@@ -24,13 +24,15 @@ for run in 1 2 3; do
   (cd "$dir" && /usr/bin/time -f '%e %M' -o "$dir/time" "$bin" --config config.yaml --output json \
       --log-format json >"$dir/out.json" 2>"$dir/err.log") || { echo "run failed:" >&2; tail "$dir/err.log" >&2; exit 1; }
   read -r wall rss <"$dir/time"
-  summary=$(python3 - "$dir/out.json" <<'PY'
+  summary=$(python3 - "$dir/out.json" "$n" <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1]))
 failed = sum(f["type"] == "handshake_failed" for f in e["findings"])
 print(f'{e["details"]["endpoints_probed"]} endpoints, {e["summary"]["total_checked"]} distinct certificates, '
       f'{len(e["findings"])} findings, handshake_failed={failed}')
+# Every endpoint must have been checked, or the timing is of something else.
+sys.exit(1 if failed or e["details"]["endpoints_probed"] != int(sys.argv[2]) else 0)
 PY
-)
+) || { echo "not every endpoint was checked: $summary" >&2; exit 1; }
   echo "run $run: wall ${wall}s  peak RSS ${rss} KiB  ($summary)"
 done
