@@ -60,6 +60,19 @@ pub struct SnoozeConfig {
     /// Address the service listens on (default `0.0.0.0:8080`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Requests per minute per client on `/v1/`, also the burst (default 30).
+    #[serde(default = "default_rate_per_minute")]
+    pub rate_per_minute: u32,
+    /// The networks of the proxies in front of the service (the ingress controller's pods), as
+    /// CIDRs. A request whose TCP peer is in one of them is rate-limited by the client address
+    /// its `X-Forwarded-For` names (the rightmost address that is not itself a trusted proxy);
+    /// any other request by its TCP peer, whatever headers it sends. Default: none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+fn default_rate_per_minute() -> u32 {
+    crate::snooze::server::DEFAULT_RATE_PER_MINUTE
 }
 
 fn default_listen() -> String {
@@ -175,6 +188,54 @@ impl TtlConfig {
                     .map(|p| format!("job.sources.kubernetes.{p}")),
             );
         }
+        if let Some(snooze) = &self.snooze {
+            if snooze.rate_per_minute == 0 {
+                problems.push("job.snooze.rate_per_minute: must be at least 1".to_string());
+            }
+            for (i, net) in snooze.trusted_proxies.iter().enumerate() {
+                if net.prefix_len() == 0 {
+                    problems.push(format!(
+                        "job.snooze.trusted_proxies[{i}]: {net} trusts every address, so any \
+                         client could choose its own rate-limit bucket; name the proxies' networks"
+                    ));
+                }
+            }
+        }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snooze(extra: &str) -> Result<TtlConfig, common::Error> {
+        common::config::parse_str(
+            &format!(
+                "whitelist: w.yaml\nsnooze:\n  base_url: https://snooze.test\n  keys_dir: keys\n  active_key: k1\n{extra}"
+            ),
+            "config.yaml",
+        )
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_and_never_everything() {
+        let c = snooze("  trusted_proxies: [10.0.0.0/8, \"fd00::/8\"]\n").expect("valid");
+        let s = c.snooze.as_ref().expect("snooze");
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.rate_per_minute, 30);
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+
+        let e = snooze("  trusted_proxies: [10.0.0.300/8]\n").expect_err("bad cidr");
+        assert!(
+            e.to_string().contains("snooze.trusted_proxies[0]"),
+            "the error names the field: {e}"
+        );
+
+        let c = snooze("  trusted_proxies: [0.0.0.0/0]\n  rate_per_minute: 0\n").expect("parses");
+        let problems = c.validate();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("job.snooze.rate_per_minute"));
+        assert!(problems[1].starts_with("job.snooze.trusted_proxies[0]: 0.0.0.0/0 trusts every"));
     }
 }

@@ -37,9 +37,11 @@
 //! store), everything interpolated into HTML escaped, no redirects anywhere. Tokens and keys are
 //! never logged: logs carry the resource id and the refusal's `detail`.
 //!
-//! The client IP is the TCP peer. Behind an ingress that is the ingress's address, so the rate
-//! limit is then per ingress pod; trusting `X-Forwarded-For` would let any client pick its own
-//! bucket, so it is deliberately not read.
+//! The client of the rate limit is the TCP peer, unless that peer is one of the configured
+//! `trusted_proxies` (the ingress controller): then it is the rightmost `X-Forwarded-For`
+//! address that is not itself a trusted proxy ([`client_ip`]). Addresses further left were
+//! written by the client and are never used, so no client can pick its own bucket; without
+//! `trusted_proxies` the header is not read at all.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +61,7 @@ use common::clock::Clock;
 use common::config::JobConfig;
 use common::event::{Envelope, SCHEMA_VERSION};
 use common::kafka::Publisher;
+use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -67,7 +70,7 @@ use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::TtlConfig;
+use crate::config::{SnoozeConfig, TtlConfig};
 use crate::execute::Actuator;
 use crate::inventory::Resource;
 use crate::live::Live;
@@ -116,6 +119,8 @@ pub struct Limits {
     pub rate_per_minute: u32,
     /// Largest request body, in bytes (413 beyond).
     pub body_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` names the client (see [`client_ip`]).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for Limits {
@@ -123,8 +128,51 @@ impl Default for Limits {
         Limits {
             rate_per_minute: DEFAULT_RATE_PER_MINUTE,
             body_bytes: DEFAULT_BODY_LIMIT,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+impl Limits {
+    /// The limits `job.snooze` configures; the defaults for what it leaves out.
+    pub fn from_config(snooze: Option<&SnoozeConfig>) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(s) = snooze {
+            limits.rate_per_minute = s.rate_per_minute;
+            limits.trusted_proxies = s.trusted_proxies.clone();
+        }
+        limits
+    }
+}
+
+/// The client a request is rate-limited as. `peer` is the TCP peer; when it is a trusted proxy,
+/// the `X-Forwarded-For` values (all such headers, in order, as one comma-separated list) are
+/// read from the right, skipping trusted proxies, and the first other address is the client. A
+/// value that is not an IP address stops the walk at the last trusted hop, so clients behind a
+/// proxy that writes garbage share that hop's bucket rather than choosing their own.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded_for: impl Iterator<Item = &'a HeaderValue>,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    let values: Vec<&str> = forwarded_for.filter_map(|v| v.to_str().ok()).collect();
+    for hop in values.iter().rev().flat_map(|v| v.rsplit(',')) {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !is_trusted(&client) {
+                    return client;
+                }
+            }
+            Err(_) => return client,
+        }
+    }
+    client
 }
 
 /// Counters exposed on `/metrics`.
@@ -170,6 +218,7 @@ impl ServiceMetrics {
 struct RateLimiter {
     per_minute: u32,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl RateLimiter {
@@ -224,7 +273,7 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// The service's state: the tag policy from `config.job.policy`, the providers, the event
     /// publisher, the signing keys and the clock ("now" for token expiry and tag parsing), with
-    /// the default [`Limits`].
+    /// the [`Limits`] of `config.job.snooze`.
     pub fn new(
         config: &JobConfig<TtlConfig>,
         live: Live,
@@ -232,7 +281,8 @@ impl AppState {
         keyring: Keyring,
         clock: Arc<dyn Clock>,
     ) -> AppState {
-        Self::with_limits(config, live, publisher, keyring, clock, Limits::default())
+        let limits = Limits::from_config(config.job.snooze.as_ref());
+        Self::with_limits(config, live, publisher, keyring, clock, limits)
     }
 
     /// [`AppState::new`] with other [`Limits`].
@@ -254,6 +304,7 @@ impl AppState {
             limiter: RateLimiter {
                 per_minute: limits.rate_per_minute.max(1),
                 buckets: Mutex::new(HashMap::new()),
+                trusted_proxies: limits.trusted_proxies,
             },
             body_bytes: limits.body_bytes,
             apply_lock: tokio::sync::Mutex::new(()),
@@ -338,12 +389,17 @@ async fn security_headers(mut response: Response) -> Response {
 }
 
 async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let ip = request
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     // Without connection info (a router driven without `serve`), everyone shares one bucket.
-    let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let peer = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let ip = client_ip(
+        peer,
+        request.headers().get_all("x-forwarded-for").iter(),
+        &state.0.limiter.trusted_proxies,
+    );
     if !state.0.limiter.allow(ip, Instant::now()) {
         state.0.metrics.count("v1", "rate-limited");
         tracing::warn!(client = %ip, "rate limited");
@@ -938,6 +994,72 @@ async fn extend_json(
 mod tests {
     use super::*;
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn client(peer: &str, headers: &[&str], trusted: &[&str]) -> IpAddr {
+        let headers: Vec<HeaderValue> = headers
+            .iter()
+            .map(|h| HeaderValue::from_str(h).expect("header"))
+            .collect();
+        let trusted: Vec<IpNet> = trusted.iter().map(|t| t.parse().expect("cidr")).collect();
+        client_ip(ip(peer), headers.iter(), &trusted)
+    }
+
+    #[test]
+    fn forwarded_for_is_read_only_from_trusted_proxies() {
+        // No trusted proxies: the header is ignored, whatever it says.
+        assert_eq!(
+            client("198.51.100.7", &["203.0.113.9"], &[]),
+            ip("198.51.100.7")
+        );
+        // A peer that is not a trusted proxy cannot choose its bucket either.
+        assert_eq!(
+            client("198.51.100.7", &["203.0.113.9"], &["10.0.0.0/8"]),
+            ip("198.51.100.7")
+        );
+        // The ingress (trusted) names the client.
+        assert_eq!(
+            client("10.1.2.3", &["203.0.113.9"], &["10.0.0.0/8"]),
+            ip("203.0.113.9")
+        );
+        // The client wrote addresses of its own to the left: the rightmost untrusted one counts.
+        assert_eq!(
+            client(
+                "10.1.2.3",
+                &["1.1.1.1, 2.2.2.2, 203.0.113.9"],
+                &["10.0.0.0/8"]
+            ),
+            ip("203.0.113.9")
+        );
+        // A chain of trusted proxies is skipped, across several headers.
+        assert_eq!(
+            client(
+                "10.1.2.3",
+                &["1.1.1.1, 203.0.113.9", "10.9.9.9"],
+                &["10.0.0.0/8"]
+            ),
+            ip("203.0.113.9")
+        );
+        // No header: the proxy itself.
+        assert_eq!(client("10.1.2.3", &[], &["10.0.0.0/8"]), ip("10.1.2.3"));
+        // Garbage stops at the last trusted hop.
+        assert_eq!(
+            client(
+                "10.1.2.3",
+                &["203.0.113.9, unknown, 10.4.4.4"],
+                &["10.0.0.0/8"]
+            ),
+            ip("10.4.4.4")
+        );
+        // IPv4-mapped IPv6 peers (a dual-stack listener) match IPv4 networks.
+        assert_eq!(
+            client("::ffff:10.1.2.3", &["2001:db8::1"], &["10.0.0.0/8"]),
+            ip("2001:db8::1")
+        );
+    }
+
     #[test]
     fn reasons_keep_only_tag_safe_characters() {
         assert_eq!(sanitise("demo on friday <script>"), "demo on friday script");
@@ -960,6 +1082,7 @@ mod tests {
         let limiter = RateLimiter {
             per_minute: 2,
             buckets: Mutex::new(HashMap::new()),
+            trusted_proxies: Vec::new(),
         };
         let ip = IpAddr::from([10, 0, 0, 1]);
         let t = Instant::now();

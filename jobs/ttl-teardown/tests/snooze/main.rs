@@ -639,6 +639,7 @@ async fn limits_headers_and_probes() {
         Limits {
             rate_per_minute: 5,
             body_bytes: 1024,
+            trusted_proxies: Vec::new(),
         },
     )
     .await;
@@ -688,6 +689,50 @@ async fn limits_headers_and_probes() {
         metrics.contains("ttl_snooze_extensions_applied_total 0"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    let dead = format!("127.0.0.1:{}", testbed::process::free_port().expect("port"));
+    let limited = |trusted: &str| Limits {
+        rate_per_minute: 2,
+        body_bytes: 1024,
+        trusted_proxies: vec![trusted.parse().expect("cidr")],
+    };
+    let status_as = |server: &Server, forwarded: &'static str| {
+        let request = server
+            .http
+            .get(server.link("k8s:x", 7, "t"))
+            .header("x-forwarded-for", forwarded);
+        async move { request.send().await.expect("get").status().as_u16() }
+    };
+
+    // The test client connects from 127.0.0.1: here it is the trusted ingress.
+    let server = start_server(
+        &dead,
+        Live::from_providers(vec![], None),
+        limited("127.0.0.0/8"),
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(status_as(&server, "203.0.113.1").await, 403);
+    }
+    assert_eq!(status_as(&server, "203.0.113.1").await, 429);
+    // Another client behind the same ingress is not affected…
+    assert_eq!(status_as(&server, "203.0.113.2").await, 403);
+    // …and the first cannot escape by prepending an address of its own choosing.
+    assert_eq!(status_as(&server, "198.51.100.1, 203.0.113.1").await, 429);
+
+    // Not a trusted proxy: the header changes nothing, every request shares the peer's bucket.
+    let server = start_server(
+        &dead,
+        Live::from_providers(vec![], None),
+        limited("10.0.0.0/8"),
+    )
+    .await;
+    assert_eq!(status_as(&server, "203.0.113.1").await, 403);
+    assert_eq!(status_as(&server, "203.0.113.2").await, 403);
+    assert_eq!(status_as(&server, "203.0.113.3").await, 429);
 }
 
 #[tokio::test]
