@@ -85,8 +85,8 @@ impl Live {
     /// An ARN (`arn:<partition>:<service>:<region>:<account>:…`) goes to the AWS provider of that
     /// account and region; `k8s:…` to the Kubernetes provider. An id no configured provider is
     /// responsible for (another account, no Kubernetes source, anything else) is `None`, like a
-    /// resource that does not exist. Each provider lists then finds: O(inventory) per call (see
-    /// [`AwsProvider::get`]).
+    /// resource that does not exist. AWS reads the one resource ([`AwsProvider::get`]: a
+    /// describe call); Kubernetes lists the selected objects and finds it ([`KubeProvider::get`]).
     pub async fn get(&self, id: &str) -> Result<Option<Resource>, ProviderError> {
         if id.starts_with("k8s:") {
             return match &self.kube {

@@ -353,15 +353,41 @@ impl AwsProvider {
         Ok(resources)
     }
 
-    /// The resource with this ARN as [`list`](Self::list) describes it, or `None` when it is not
-    /// listed (gone, terminated, or not one of the five kinds). Used by the snooze service to
-    /// read one resource's current tags.
+    /// The resource with this ARN, read with one describe call of its kind (two for an RDS
+    /// snapshot whose tags are not inline), or `None` when it is not one of the five kinds in
+    /// this account and region, is gone (terminated, deleted), or is never listed (a `default`
+    /// security group). Used by the snooze service to read one resource's current tags, so a
+    /// click costs a call or two, not a listing of the account.
     ///
-    /// Simplest correct implementation: a full [`list`](Self::list), then a find. That costs
-    /// O(inventory) calls per request, which is fine for the snooze service's traffic (a few
-    /// clicks a day); a per-kind describe is the optimisation if it ever matters.
+    /// Unlike [`list`](Self::list) it does not discover the per-instance links (`wait_for`) or
+    /// the cost basis: a snooze needs neither.
     pub async fn get(&self, arn: &str) -> Result<Option<Resource>, ProviderError> {
-        Ok(self.list().await?.into_iter().find(|r| r.id == arn))
+        let Some((kind, native)) = AwsKind::ALL
+            .into_iter()
+            .find_map(|k| self.parse_arn(k, arn).ok().map(|native| (k, native)))
+        else {
+            return Ok(None);
+        };
+        let Some(current) = self.describe(kind, arn, &native).await? else {
+            return Ok(None);
+        };
+        if current.never.is_some() || matches!(phase(kind, &current.state), Phase::Gone) {
+            return Ok(None);
+        }
+        let mut resource = self.resource(
+            kind.name(),
+            arn.to_string(),
+            native,
+            BTreeMap::new(),
+            current.state,
+            CostBasis::default(),
+        );
+        match current.tags {
+            Ok(tags) => resource.tags = tags,
+            // As in a listing: present, but ineligible for anything while unreadable.
+            Err(e) => resource.tags_unreadable = Some(e),
+        }
+        Ok(Some(resource))
     }
 
     /// Writes `tags` on the resource (EC2 CreateTags, RDS AddTagsToResource), overwriting keys

@@ -431,6 +431,64 @@ async fn set_tags_is_visible_on_the_next_list_for_every_kind() -> Result<()> {
 }
 
 #[tokio::test]
+async fn get_reads_one_resource_as_list_describes_it() -> Result<()> {
+    let bed = bed().await?;
+    let ami = bed.ami().await?;
+    let sg = bed.group("app", &pairs(&eligible("app"))).await?;
+    let web = bed.instance(&ami, &[&sg], &pairs(&eligible("web"))).await?;
+    let vol = bed.volume(5, &pairs(&eligible("vol"))).await?;
+    bed.db("db1", &[], &pairs(&eligible("db1"))).await?;
+    bed.snapshot("db1", "s1", &pairs(&eligible("s1"))).await?;
+    let p = bed.provider();
+    let listed = p.list().await?;
+    for name in [web.as_str(), vol.as_str(), sg.as_str(), "db1", "s1"] {
+        let want = find(&listed, name);
+        let got = p
+            .get(&want.id)
+            .await?
+            .with_context(|| format!("get {}", want.id))?;
+        assert_eq!(
+            (got.kind, &got.name, &got.scope, &got.tags, &got.state),
+            (want.kind, &want.name, &want.scope, &want.tags, &want.state),
+            "{name}"
+        );
+        assert_eq!(got.tags_unreadable, None, "{name}");
+    }
+
+    // Not there: unknown ids of each shape, another account or region, another service, gone.
+    let default_sg = bed
+        .ec2
+        .describe_security_groups()
+        .group_names("default")
+        .send()
+        .await?
+        .security_groups()[0]
+        .group_id()
+        .context("default group id")?
+        .to_string();
+    let missing = [
+        ec2_arn("instance", "i-0000000000000dead"),
+        ec2_arn("volume", "vol-0000000000000dead"),
+        ec2_arn("security-group", "sg-0000000000000dead"),
+        format!("arn:aws:rds:{REGION}:{ACCOUNT}:db:nope"),
+        format!("arn:aws:rds:{REGION}:{ACCOUNT}:snapshot:nope"),
+        format!("arn:aws:ec2:{REGION}:999999999999:instance/{web}"),
+        format!("arn:aws:ec2:eu-west-3:{ACCOUNT}:instance/{web}"),
+        format!("arn:aws:s3:::{web}"),
+        // Never listed, so never found: a default security group.
+        ec2_arn("security-group", &default_sg),
+    ];
+    for arn in &missing {
+        assert!(p.get(arn).await?.is_none(), "{arn}");
+    }
+    let r = find(&listed, &web).clone();
+    p.remove(&r).await?;
+    wait_gone(&p, &r).await?;
+    assert!(p.get(&r.id).await?.is_none(), "a terminated instance");
+    Ok(())
+}
+
+#[tokio::test]
 async fn instance_removal_is_pending_then_gone_and_idempotent() -> Result<()> {
     let bed = bed().await?;
     let ami = bed.ami().await?;
