@@ -78,7 +78,9 @@ pub async fn send(
                     deadline: decision.deadline,
                     extension_count: tags.extension_count,
                     owner: tags.owner.clone(),
-                    expires: decision.deadline,
+                    // Valid until the resource can be deleted: for a final warning sent
+                    // after the deadline, `notice_period` from now.
+                    expires: decision.delete_not_before,
                 };
                 (
                     days,

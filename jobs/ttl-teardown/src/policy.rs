@@ -12,7 +12,8 @@
 //!
 //! Architecture Invariant: [`Action::Delete`] is only produced for an eligible resource whose
 //! deadline has passed and (unless `require_warning_before_delete` is off) whose owner was warned
-//! for that deadline.
+//! for that deadline, at least `notice_period` (24h) before `now` when the warning's time is
+//! recorded.
 
 use std::fmt;
 use std::str::FromStr;
@@ -112,35 +113,45 @@ impl fmt::Display for Action {
     }
 }
 
-/// The warning last recorded on a resource, and the deadline it was about. Its tag value is
-/// `stage@deadline`, e.g. `warn-48h@2026-11-25T10:00:00Z`.
+/// The warning last recorded on a resource, the deadline it was about and when it was sent.
+/// Its tag value is `stage@deadline@sent_at`, e.g.
+/// `warn-48h@2026-11-25T10:00:00Z@2026-11-23T10:05:00Z`; `stage@deadline` (without the time
+/// sent, as older versions wrote it) is read too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NotifiedStage {
     /// The warning that was sent.
     pub stage: Stage,
     /// The deadline the warning was about; a record for any other deadline is ignored.
     pub deadline: Timestamp,
+    /// When it was sent (the run's evaluation instant); `None` in a record of an older version.
+    pub sent_at: Option<Timestamp>,
 }
 
 impl fmt::Display for NotifiedStage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.stage, self.deadline)
+        write!(f, "{}@{}", self.stage, self.deadline)?;
+        match self.sent_at {
+            Some(sent) => write!(f, "@{sent}"),
+            None => Ok(()),
+        }
     }
 }
 
-/// A notified-stage tag value that is not `stage@deadline`.
+/// A notified-stage tag value that is not `stage@deadline[@sent_at]`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ParseNotifiedStageError {
     /// No `@` separator.
-    #[error("expected <stage>@<deadline> such as warn-48h@2026-11-25T10:00:00Z")]
+    #[error(
+        "expected <stage>@<deadline>[@<sent at>] such as warn-48h@2026-11-25T10:00:00Z@2026-11-23T10:05:00Z"
+    )]
     MissingSeparator,
     /// The part before `@` is not a stage name.
     #[error(transparent)]
     Stage(#[from] ParseStageError),
-    /// The part after `@` is not a timestamp with an offset.
-    #[error("invalid deadline {text:?}")]
+    /// A part after `@` is not a timestamp with an offset.
+    #[error("invalid timestamp {text:?}")]
     Deadline {
-        /// The text after the `@`.
+        /// The text that is not a timestamp.
         text: String,
         /// Why jiff rejected it.
         #[source]
@@ -156,27 +167,42 @@ impl FromStr for NotifiedStage {
     }
 }
 
-/// The notified-stage tag value recording that `stage` was sent for `deadline`, e.g.
-/// `warn-48h@2026-11-25T10:00:00Z`. The timestamp is printed losslessly (fractional seconds
-/// when there are any) so that it parses back to the very same deadline.
-pub fn notified_tag_value(stage: Stage, deadline: Timestamp) -> String {
-    NotifiedStage { stage, deadline }.to_string()
+/// The notified-stage tag value recording that `stage` was sent at `sent_at` for `deadline`,
+/// e.g. `warn-48h@2026-11-25T10:00:00Z@2026-11-23T10:05:00Z`. Timestamps are printed
+/// losslessly (fractional seconds when there are any) so that they parse back to the very same
+/// instants.
+pub fn notified_tag_value(stage: Stage, deadline: Timestamp, sent_at: Timestamp) -> String {
+    NotifiedStage {
+        stage,
+        deadline,
+        sent_at: Some(sent_at),
+    }
+    .to_string()
 }
 
-/// Parses a value written by [`notified_tag_value`]: an exact stage name, `@`, and an RFC 3339
-/// timestamp with an offset.
+/// Parses a value written by [`notified_tag_value`]: an exact stage name, `@`, an RFC 3339
+/// deadline with an offset, and optionally `@` and the RFC 3339 time it was sent.
 pub fn parse_notified_tag_value(value: &str) -> Result<NotifiedStage, ParseNotifiedStageError> {
-    let (stage, deadline) = value
+    let (stage, rest) = value
         .split_once('@')
         .ok_or(ParseNotifiedStageError::MissingSeparator)?;
     let stage = stage.parse()?;
-    let deadline = deadline
-        .parse()
-        .map_err(|source| ParseNotifiedStageError::Deadline {
-            text: deadline.to_owned(),
-            source,
-        })?;
-    Ok(NotifiedStage { stage, deadline })
+    let (deadline, sent_at) = match rest.split_once('@') {
+        Some((deadline, sent)) => (deadline, Some(sent)),
+        None => (rest, None),
+    };
+    let time = |text: &str| {
+        text.parse::<Timestamp>()
+            .map_err(|source| ParseNotifiedStageError::Deadline {
+                text: text.to_owned(),
+                source,
+            })
+    };
+    Ok(NotifiedStage {
+        stage,
+        deadline: time(deadline)?,
+        sent_at: sent_at.map(time).transpose()?,
+    })
 }
 
 /// `created_at + ttl + extended days`. Saturates at the latest representable instant rather
@@ -253,19 +279,26 @@ pub struct Decision {
     pub action: Action,
     /// Why this action, e.g. `warn-48h already sent for deadline 2026-11-25T10:00:00Z`.
     pub action_reason: String,
+    /// The instant the decision was made for (the run's `now`); a warning sent on this decision
+    /// is recorded as sent then.
+    pub evaluated_at: Timestamp,
+    /// The earliest instant this resource can be deleted: its deadline, or later when the
+    /// owner's last warning (sent now, or recorded) was less than `notice_period` before it.
+    /// Snooze links sent with a warning stay valid until then.
+    pub delete_not_before: Timestamp,
 }
 
 impl Decision {
     /// The notified-stage tag value to record once the warning of this decision has been sent,
     /// or `None` when the action is not a warning. Records the warning actually sent, which is
-    /// `warn-24h` for the final warning an expired, never-warned resource gets.
+    /// `warn-24h` for the final warning an expired, never-warned resource gets, and when.
     pub fn notified_tag_value(&self) -> Option<String> {
         let stage = match self.action {
             Action::Warn48h => Stage::Warn48h,
             Action::Warn24h => Stage::Warn24h,
             Action::None | Action::Delete => return None,
         };
-        Some(notified_tag_value(stage, self.deadline))
+        Some(notified_tag_value(stage, self.deadline, self.evaluated_at))
     }
 }
 
@@ -321,7 +354,7 @@ pub fn evaluate(tags: &ResourceTags, policy: &TagPolicy, now: Timestamp) -> Deci
             "eligible: non-prod ({}), {}=true, {}={}",
             tags.environment, keys.auto_teardown, keys.data_class, tags.data_class
         );
-        let (action, action_reason) = action_for(stage, deadline, tags.notified, policy);
+        let (action, action_reason) = action_for(stage, deadline, tags.notified, policy, now);
         (reason, action, action_reason)
     } else {
         (
@@ -330,6 +363,17 @@ pub fn evaluate(tags: &ResourceTags, policy: &TagPolicy, now: Timestamp) -> Deci
             "not eligible, nothing to do".to_owned(),
         )
     };
+    // The owner's last warning: the one this run sends, else the one recorded for this deadline.
+    let last_warning = match action {
+        Action::Warn48h | Action::Warn24h => Some(now),
+        Action::None | Action::Delete => tags
+            .notified
+            .filter(|n| n.deadline == deadline)
+            .and_then(|n| n.sent_at),
+    };
+    let delete_not_before = last_warning
+        .and_then(|sent| sent.checked_add(policy.notice_period).ok())
+        .map_or(deadline, |t| t.max(deadline));
     Decision {
         eligible,
         reason,
@@ -338,6 +382,8 @@ pub fn evaluate(tags: &ResourceTags, policy: &TagPolicy, now: Timestamp) -> Deci
         stage,
         action,
         action_reason,
+        evaluated_at: now,
+        delete_not_before,
     }
 }
 
@@ -346,6 +392,7 @@ fn action_for(
     deadline: Timestamp,
     notified: Option<NotifiedStage>,
     policy: &TagPolicy,
+    now: Timestamp,
 ) -> (Action, String) {
     // Only a record about this very deadline counts: a snooze (or any edit) that moved the
     // deadline starts the warnings over.
@@ -376,10 +423,25 @@ fn action_for(
             Action::Warn24h,
             format!("deadline {deadline} is within 24h{stale}"),
         ),
-        Stage::Expired if recorded >= Some(Stage::Warn48h) => (
-            Action::Delete,
-            format!("expired at {deadline}, owner was warned"),
-        ),
+        Stage::Expired if recorded >= Some(Stage::Warn48h) => {
+            // The record is about this deadline (`recorded` is Some); older records carry no time.
+            let sent = notified.and_then(|n| n.sent_at);
+            let not_before = sent.and_then(|t| t.checked_add(policy.notice_period).ok());
+            match (sent, not_before) {
+                (Some(sent), Some(not_before)) if now < not_before => (
+                    Action::None,
+                    format!(
+                        "expired at {deadline}, but the owner's last warning went out at {sent}: \
+                         deletion not before {not_before} (notice_period {})",
+                        crate::tags::format_duration(policy.notice_period)
+                    ),
+                ),
+                _ => (
+                    Action::Delete,
+                    format!("expired at {deadline}, owner was warned"),
+                ),
+            }
+        }
         Stage::Expired if !policy.require_warning_before_delete => (
             Action::Delete,
             format!("expired at {deadline}, no warning was recorded for this deadline{stale}"),
@@ -388,7 +450,9 @@ fn action_for(
             Action::Warn24h,
             format!(
                 "expired at {deadline} but no warning was recorded for this deadline{stale}: \
-                 final warning now, deletion on a later run"
+                 final warning now, deletion not before {}",
+                now.checked_add(policy.notice_period)
+                    .unwrap_or(Timestamp::MAX)
             ),
         ),
     }
@@ -499,21 +563,27 @@ mod tests {
 
     #[test]
     fn notified_tag_value_round_trips() {
-        let value = notified_tag_value(Stage::Warn48h, ts("2026-11-25T10:00:00Z"));
-        assert_eq!(value, "warn-48h@2026-11-25T10:00:00Z");
+        let sent = ts("2026-11-23T10:05:00Z");
+        let value = notified_tag_value(Stage::Warn48h, ts("2026-11-25T10:00:00Z"), sent);
+        assert_eq!(value, "warn-48h@2026-11-25T10:00:00Z@2026-11-23T10:05:00Z");
         let parsed = parse_notified_tag_value(&value).unwrap();
         assert_eq!(parsed.stage, Stage::Warn48h);
         assert_eq!(parsed.deadline, ts("2026-11-25T10:00:00Z"));
+        assert_eq!(parsed.sent_at, Some(sent));
 
         // Fractional deadlines (from a fractional created_at) survive the round trip exactly.
         let fractional = ts("2026-11-25T10:00:00.123456789Z");
-        let value = notified_tag_value(Stage::Warn24h, fractional);
-        assert_eq!(value, "warn-24h@2026-11-25T10:00:00.123456789Z");
+        let value = notified_tag_value(Stage::Warn24h, fractional, sent);
+        assert_eq!(
+            value,
+            "warn-24h@2026-11-25T10:00:00.123456789Z@2026-11-23T10:05:00Z"
+        );
         assert_eq!(value.parse::<NotifiedStage>().unwrap().deadline, fractional);
 
-        // An offset is the same instant.
+        // An offset is the same instant; a record without the time sent (older versions) reads.
         let offset = parse_notified_tag_value("warn-24h@2026-11-25T12:00:00+02:00").unwrap();
         assert_eq!(offset.deadline, ts("2026-11-25T10:00:00Z"));
+        assert_eq!(offset.sent_at, None);
     }
 
     #[test]
@@ -522,8 +592,12 @@ mod tests {
             ("warn-48h", "expected <stage>@<deadline>"),
             ("", "expected <stage>@<deadline>"),
             ("soon@2026-11-25T10:00:00Z", "unknown stage \"soon\""),
-            ("warn-48h@", "invalid deadline \"\""),
-            ("warn-48h@2026-11-25T10:00:00", "invalid deadline"),
+            ("warn-48h@", "invalid timestamp \"\""),
+            ("warn-48h@2026-11-25T10:00:00", "invalid timestamp"),
+            (
+                "warn-48h@2026-11-25T10:00:00Z@yesterday",
+                "invalid timestamp \"yesterday\"",
+            ),
             (
                 "warn-48h @2026-11-25T10:00:00Z",
                 "unknown stage \"warn-48h \"",
@@ -682,7 +756,7 @@ mod tests {
         assert_eq!(
             reason(TagsBuilder::valid(), at(0)),
             "expired at 2026-11-08T10:00:00Z but no warning was recorded for this deadline: \
-             final warning now, deletion on a later run"
+             final warning now, deletion not before 2026-11-09T10:00:00Z"
         );
     }
 
@@ -712,7 +786,7 @@ mod tests {
         );
         assert_eq!(
             decision.notified_tag_value().as_deref(),
-            Some("warn-48h@2026-11-15T10:00:00Z")
+            Some("warn-48h@2026-11-15T10:00:00Z@2026-11-13T11:00:00Z")
         );
 
         // Expired at the new deadline with only the old record: warn before deleting.
@@ -742,12 +816,62 @@ mod tests {
         let decision = decide(TagsBuilder::valid(), at(30 * 24 * H));
         assert_eq!(decision.stage, Stage::Expired);
         assert_eq!(decision.action, Action::Warn24h);
+        // Links sent with it stay valid until the resource can go: a day from now.
+        assert_eq!(decision.delete_not_before, at(31 * 24 * H));
         let recorded = decision.notified_tag_value().expect("a warning to record");
-        assert_eq!(recorded, format!("warn-24h@{DEADLINE}"));
+        assert_eq!(
+            recorded,
+            format!("warn-24h@{DEADLINE}@2026-12-08T10:00:00Z")
+        );
 
-        // The next run finds the record and deletes.
+        // The next runs find the record and wait out the notice period, then delete.
         let next = TagsBuilder::valid().with("ttl-notified-stage", &recorded);
-        assert_eq!(decide(next, at(30 * 24 * H + H)).action, Action::Delete);
+        let waiting = decide(next.clone(), at(30 * 24 * H + H));
+        assert_eq!(
+            (waiting.stage, waiting.action),
+            (Stage::Expired, Action::None)
+        );
+        assert_eq!(
+            waiting.action_reason,
+            "expired at 2026-11-08T10:00:00Z, but the owner's last warning went out at \
+             2026-12-08T10:00:00Z: deletion not before 2026-12-09T10:00:00Z (notice_period 1d)"
+        );
+        assert_eq!(waiting.delete_not_before, at(31 * 24 * H));
+        assert_eq!(
+            decide(next.clone(), at(31 * 24 * H - 1)).action,
+            Action::None
+        );
+        assert_eq!(decide(next, at(31 * 24 * H)).action, Action::Delete);
+    }
+
+    #[test]
+    fn every_owner_gets_the_notice_period_between_last_warning_and_deletion() {
+        let with = |value: &str| TagsBuilder::valid().with("ttl-notified-stage", value);
+        // Warned on time (48h ahead): deleted at the deadline; links valid until then.
+        let on_time = with("warn-48h@2026-11-08T10:00:00Z@2026-11-06T11:00:00Z");
+        assert_eq!(decide(on_time.clone(), at(0)).action, Action::Delete);
+        let d = decide(TagsBuilder::valid(), at(-47 * H));
+        assert_eq!(d.delete_not_before, ts(DEADLINE));
+        // First warned 6 hours ahead (the job was down): deleted 18 hours after the deadline.
+        let late = with("warn-24h@2026-11-08T10:00:00Z@2026-11-08T04:00:00Z");
+        assert_eq!(decide(late.clone(), at(17 * H)).action, Action::None);
+        assert_eq!(decide(late.clone(), at(18 * H)).action, Action::Delete);
+        let d = decide(TagsBuilder::valid(), at(-6 * H));
+        assert_eq!(d.action, Action::Warn24h);
+        assert_eq!(d.delete_not_before, at(18 * H));
+        // A record without the time sent (an older version) counts as sent long ago.
+        assert_eq!(
+            decide(with("warn-24h@2026-11-08T10:00:00Z"), at(0)).action,
+            Action::Delete
+        );
+        // A custom period.
+        let policy = TagPolicy {
+            notice_period: SignedDuration::from_hours(72),
+            ..TagPolicy::default()
+        };
+        let d = evaluate(&on_time.build(), &policy, at(0));
+        assert_eq!(d.action, Action::None, "{}", d.action_reason);
+        assert_eq!(d.delete_not_before, at(25 * H));
     }
 
     #[test]
@@ -769,12 +893,12 @@ mod tests {
         let decision = decide(TagsBuilder::valid(), at(-47 * H));
         assert_eq!(
             decision.notified_tag_value().as_deref(),
-            Some("warn-48h@2026-11-08T10:00:00Z")
+            Some("warn-48h@2026-11-08T10:00:00Z@2026-11-06T11:00:00Z")
         );
         let decision = decide(TagsBuilder::valid(), at(-H));
         assert_eq!(
             decision.notified_tag_value().as_deref(),
-            Some("warn-24h@2026-11-08T10:00:00Z")
+            Some("warn-24h@2026-11-08T10:00:00Z@2026-11-08T09:00:00Z")
         );
         let decision = decide(notified(Stage::Warn24h, DEADLINE), at(0));
         assert_eq!(decision.action, Action::Delete);

@@ -147,6 +147,13 @@ pub struct TagPolicy {
     /// later run. This protects resources the job first sees already expired (first rollout,
     /// auto-teardown flipped on late, job down for days) from being deleted without notice.
     pub require_warning_before_delete: bool,
+    /// The least time between the last warning an owner was sent and the deletion (default
+    /// 24h): a resource first warned when already expired (or with less than this left) is
+    /// deleted no earlier than this after that warning, and its snooze links stay valid until
+    /// then. Needs the warning's time in the notified-stage tag; a record without one (written
+    /// by an older version) counts as sent long ago.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub notice_period: SignedDuration,
     /// Names of the tags.
     pub keys: TagKeys,
 }
@@ -163,6 +170,7 @@ impl Default for TagPolicy {
             max_lifetime: SignedDuration::from_secs(60 * SECS_PER_DAY),
             clock_skew: SignedDuration::from_secs(5 * 60),
             require_warning_before_delete: true,
+            notice_period: SignedDuration::from_hours(24),
             keys: TagKeys::default(),
         }
     }
@@ -234,6 +242,9 @@ impl TagPolicy {
         }
         if self.clock_skew.is_negative() {
             problems.push("clock_skew must not be negative".to_owned());
+        }
+        if self.notice_period.is_negative() {
+            problems.push("notice_period must not be negative".to_owned());
         }
         let keys = self.keys.all();
         for (i, (field, key)) in keys.iter().enumerate() {

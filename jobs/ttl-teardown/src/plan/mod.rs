@@ -355,6 +355,10 @@ impl Item {
                 (finding_type::PROTECTED, Severity::Info)
             }
             Outcome::Violation(_) => (finding_type::TAG_VIOLATION, Severity::Warning),
+            // Expired, waiting out the notice period after a late warning: reported, not acted on.
+            Outcome::Nothing(b) if b.1.stage == Stage::Expired => {
+                (finding_type::EXPIRED, Severity::Warning)
+            }
             Outcome::Nothing(_) => return None,
             Outcome::Warn(_) => (finding_type::EXPIRING, Severity::Warning),
             Outcome::Delete(_) | Outcome::Held(..) => (finding_type::EXPIRED, Severity::Critical),

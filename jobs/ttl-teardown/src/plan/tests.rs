@@ -55,7 +55,11 @@ impl Fixture {
         let deadline = now() - SignedDuration::from_hours(1);
         f.tag(
             "ttl-notified-stage",
-            &crate::policy::notified_tag_value(crate::policy::Stage::Warn24h, deadline),
+            &crate::policy::notified_tag_value(
+                crate::policy::Stage::Warn24h,
+                deadline,
+                deadline - jiff::SignedDuration::from_hours(30),
+            ),
         )
     }
     fn tag(mut self, k: &str, v: &str) -> Self {
@@ -171,6 +175,39 @@ fn each_stage_gets_its_action() {
     let deleted = p.items[3].finding().expect("finding");
     assert_eq!(deleted.fields["cost_avoided_usd"], 72.0); // 0.1 $/h × 720 h
     assert_eq!(deleted.fields["action"], "delete");
+}
+
+#[test]
+fn an_expired_resource_warned_late_is_reported_but_kept_for_the_notice_period() {
+    let deadline = now() - SignedDuration::from_hours(5);
+    let warned_2h_ago = crate::policy::notified_tag_value(
+        crate::policy::Stage::Warn24h,
+        deadline,
+        now() - SignedDuration::from_hours(2),
+    );
+    let p = run_plan(
+        vec![
+            Fixture::aws("ec2-instance", "late")
+                .deadline_in(-5)
+                .tag("ttl-notified-stage", &warned_2h_ago)
+                .build(),
+        ],
+        &nothing_protected,
+        &Caps::default(),
+    );
+    assert_eq!(actions(&p), [("late", Action::None)]);
+    let f = p.items[0].finding().expect("a finding, not silence");
+    assert_eq!(f.kind, finding_type::EXPIRED);
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.fields["action"], "none");
+    assert!(
+        f.fields["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("deletion not before")),
+        "{:?}",
+        f.fields["reason"]
+    );
+    assert!(p.waves.iter().all(Vec::is_empty), "{:?}", p.waves);
 }
 
 #[test]

@@ -122,17 +122,33 @@ async fn one_email_per_owner_with_signed_links_and_no_repeat() {
     // The links verify with the signing key and carry the resource's current state.
     let keyring = Keyring::from_keys(vec![("k1".into(), KEY.to_vec())], "k1").expect("keyring");
     let now: jiff::Timestamp = "2026-11-23T12:00:00Z".parse().expect("timestamp");
-    let link = &alice_links[0];
-    let claims = keyring
-        .verify(&query_param(link, "token"), now)
-        .expect("a valid token");
-    assert_eq!(claims.owner, "alice@example.com");
-    assert_eq!(claims.extension_count, 0);
-    assert!(
-        a.iter().any(|id| claims.resource.ends_with(id.as_str())),
-        "{claims:?}"
+    let mut valid_until = Vec::new();
+    for link in &alice_links {
+        let claims = keyring
+            .verify(&query_param(link, "token"), now)
+            .unwrap_or_else(|e| panic!("every link is valid now, {link}: {e:?}"));
+        assert_eq!(claims.owner, "alice@example.com");
+        assert_eq!(claims.extension_count, 0);
+        assert!(
+            a.iter().any(|id| claims.resource.ends_with(id.as_str())),
+            "{claims:?}"
+        );
+        assert_eq!(query_param(link, "days"), claims.days.to_string());
+        valid_until.push((claims.deadline, claims.expires));
+    }
+    // A link is valid until its resource can be deleted: the deadline, or, for the resource that
+    // was already 3 hours past its deadline when first warned, the 24-hour notice period.
+    valid_until.sort();
+    valid_until.dedup();
+    let hours = |h: i64| now + jiff::SignedDuration::from_hours(h);
+    assert_eq!(
+        valid_until,
+        [
+            (hours(-3), hours(24)),
+            (hours(20), hours(24)),
+            (hours(30), hours(30))
+        ]
     );
-    assert_eq!(query_param(link, "days"), claims.days.to_string());
 
     let bob = mail_to("bob@example.com");
     assert!(
