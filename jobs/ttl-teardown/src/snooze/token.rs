@@ -46,7 +46,8 @@ pub struct Claims {
     /// Who the link was sent to (recorded as who extended).
     #[serde(rename = "o")]
     pub owner: String,
-    /// The link stops working at this instant (the deadline).
+    /// The link stops working at this instant: when the resource can first be deleted (its
+    /// deadline, or later after a late warning: `Decision::delete_not_before`).
     #[serde(rename = "exp")]
     pub expires: Timestamp,
 }
