@@ -366,14 +366,11 @@ pub fn evaluate(tags: &ResourceTags, policy: &TagPolicy, now: Timestamp) -> Deci
     // The owner's last warning: the one this run sends, else the one recorded for this deadline.
     let last_warning = match action {
         Action::Warn48h | Action::Warn24h => Some(now),
-        Action::None | Action::Delete => tags
-            .notified
-            .filter(|n| n.deadline == deadline)
-            .and_then(|n| n.sent_at),
+        Action::None | Action::Delete => recorded_sent_at(tags.notified, deadline),
     };
-    let delete_not_before = last_warning
-        .and_then(|sent| sent.checked_add(policy.notice_period).ok())
-        .map_or(deadline, |t| t.max(deadline));
+    let delete_not_before = last_warning.map_or(deadline, |sent| {
+        not_before_after_warning(sent, deadline, policy)
+    });
     Decision {
         eligible,
         reason,
@@ -385,6 +382,21 @@ pub fn evaluate(tags: &ResourceTags, policy: &TagPolicy, now: Timestamp) -> Deci
         evaluated_at: now,
         delete_not_before,
     }
+}
+
+/// When the warning recorded for this very deadline was sent, if the record says.
+fn recorded_sent_at(notified: Option<NotifiedStage>, deadline: Timestamp) -> Option<Timestamp> {
+    notified
+        .filter(|n| n.deadline == deadline)
+        .and_then(|n| n.sent_at)
+}
+
+/// The earliest deletion after a warning sent at `sent`: the deadline, or `notice_period` after
+/// the warning when that is later. Saturates (never deletes) rather than overflowing.
+fn not_before_after_warning(sent: Timestamp, deadline: Timestamp, policy: &TagPolicy) -> Timestamp {
+    sent.checked_add(policy.notice_period)
+        .unwrap_or(Timestamp::MAX)
+        .max(deadline)
 }
 
 fn action_for(
@@ -424,11 +436,12 @@ fn action_for(
             format!("deadline {deadline} is within 24h{stale}"),
         ),
         Stage::Expired if recorded >= Some(Stage::Warn48h) => {
-            // The record is about this deadline (`recorded` is Some); older records carry no time.
-            let sent = notified.and_then(|n| n.sent_at);
-            let not_before = sent.and_then(|t| t.checked_add(policy.notice_period).ok());
-            match (sent, not_before) {
-                (Some(sent), Some(not_before)) if now < not_before => (
+            // Older records carry no time sent: they count as sent long ago.
+            let waiting = recorded_sent_at(notified, deadline)
+                .map(|sent| (sent, not_before_after_warning(sent, deadline, policy)))
+                .filter(|(_, not_before)| now < *not_before);
+            match waiting {
+                Some((sent, not_before)) => (
                     Action::None,
                     format!(
                         "expired at {deadline}, but the owner's last warning went out at {sent}: \
@@ -436,7 +449,7 @@ fn action_for(
                         crate::tags::format_duration(policy.notice_period)
                     ),
                 ),
-                _ => (
+                None => (
                     Action::Delete,
                     format!("expired at {deadline}, owner was warned"),
                 ),
@@ -451,8 +464,7 @@ fn action_for(
             format!(
                 "expired at {deadline} but no warning was recorded for this deadline{stale}: \
                  final warning now, deletion not before {}",
-                now.checked_add(policy.notice_period)
-                    .unwrap_or(Timestamp::MAX)
+                not_before_after_warning(now, deadline, policy)
             ),
         ),
     }
@@ -869,9 +881,17 @@ mod tests {
             notice_period: SignedDuration::from_hours(72),
             ..TagPolicy::default()
         };
-        let d = evaluate(&on_time.build(), &policy, at(0));
+        let d = evaluate(&on_time.clone().build(), &policy, at(0));
         assert_eq!(d.action, Action::None, "{}", d.action_reason);
         assert_eq!(d.delete_not_before, at(25 * H));
+        // A period too long to add saturates: never deleted, rather than deleted at once.
+        let policy = TagPolicy {
+            notice_period: SignedDuration::MAX,
+            ..TagPolicy::default()
+        };
+        let d = evaluate(&on_time.build(), &policy, at(1000 * 24 * H));
+        assert_eq!(d.action, Action::None, "{}", d.action_reason);
+        assert_eq!(d.delete_not_before, Timestamp::MAX);
     }
 
     #[test]
