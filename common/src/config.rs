@@ -601,11 +601,21 @@ impl<J> JobConfig<J> {
     }
 }
 
+/// A path written in `config_file`, made relative to that file's directory (absolute paths are
+/// kept): a config means the same whatever directory the job starts in. Every path a config
+/// names goes through this, the shared sections' ([`JobConfig::resolve_paths`]) and the jobs'.
+pub fn relative_to(config_file: &Path, p: &Path) -> PathBuf {
+    match config_file.parent() {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
 impl<J> JobConfig<J> {
     /// Makes the shared sections' relative paths (the Kafka fallback file, SMTP `ca_file` and
-    /// `password_file`, the kubeconfig) relative to `base`, the config file's directory, as the
-    /// jobs' own paths are: a config means the same whatever directory the job starts in.
-    pub fn resolve_paths(&mut self, base: &Path) {
+    /// `password_file`, the kubeconfig) relative to `config_file`'s directory, as the jobs' own
+    /// paths are ([`relative_to`]).
+    pub fn resolve_paths(&mut self, config_file: &Path) {
         let smtp = self.notify.smtp.as_mut();
         let paths = [
             match &mut self.kafka.fallback {
@@ -621,9 +631,7 @@ impl<J> JobConfig<J> {
         )
         .flatten();
         for p in paths {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
+            *p = relative_to(config_file, p);
         }
     }
 }
@@ -632,7 +640,7 @@ impl<J> JobConfig<J> {
 /// directory ([`JobConfig::resolve_paths`]) and applies the process environment's overrides.
 pub fn load_job_config<J: DeserializeOwned>(path: &Path) -> Result<JobConfig<J>, Error> {
     let mut config: JobConfig<J> = load_file(path)?;
-    config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+    config.resolve_paths(path);
     config.apply_env(|name| std::env::var(name).ok())?;
     Ok(config)
 }
@@ -812,7 +820,7 @@ mod tests {
              kubernetes:\n  kubeconfig: ../kube/config\njob:\n  name: x\n",
         )
         .expect("valid");
-        c.resolve_paths(Path::new("/etc/jobs"));
+        c.resolve_paths(Path::new("/etc/jobs/config.yaml"));
         assert_eq!(
             c.kafka.fallback,
             Fallback::File(PathBuf::from("/etc/jobs/events.jsonl"))

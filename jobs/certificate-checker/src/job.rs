@@ -1,11 +1,10 @@
 //! The `Job` impl: prepare (read roots and the Vault token, fail closed), collect from every
 //! source, apply the rules, send one digest, record metrics.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, bail};
-use common::config::{JobConfig, read_secret_file};
+use common::config::{JobConfig, read_secret_file, relative_to};
 use common::event::{Finding, ResultEvent, Severity};
 use common::harness::{CommonArgs, Job, JobError, Report, RunContext, render_rows, summary_line};
 use common::metrics::{Labels, Metrics};
@@ -30,16 +29,6 @@ pub struct CertificateChecker {
     vault: Option<Vault>,
     not_after: Family<Labels, Gauge<f64, AtomicU64>>,
     certificates: Family<Labels, Gauge>,
-}
-
-fn relative_to(config_file: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    config_file
-        .parent()
-        .map(|d| d.join(p))
-        .unwrap_or_else(|| p.to_path_buf())
 }
 
 impl Job for CertificateChecker {

@@ -1,10 +1,10 @@
 //! The TTL teardown job on the shared harness: prepare (fail closed), plan, report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, bail};
-use common::config::JobConfig;
+use common::config::{JobConfig, relative_to};
 use common::event::ResultEvent;
 use common::harness::{CommonArgs, Job, JobError, Report, RunContext};
 use common::metrics::{Labels, Metrics};
@@ -41,17 +41,6 @@ pub struct TtlTeardown {
     inventory: Option<PathBuf>,
     cost_avoided: Family<Labels, Counter<f64, AtomicU64>>,
     deleted: Family<Labels, Counter>,
-}
-
-/// Resolves a path from the config file relative to the config file's directory.
-fn relative_to(config_file: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    config_file
-        .parent()
-        .map(|d| d.join(p))
-        .unwrap_or_else(|| p.to_path_buf())
 }
 
 impl Job for TtlTeardown {

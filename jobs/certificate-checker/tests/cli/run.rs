@@ -532,25 +532,23 @@ async fn help_says_execute_changes_nothing() {
     assert!(stdout.contains("changes nothing"), "{stdout}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_cluster_makes_the_run_partial_but_endpoints_are_still_checked() {
-    // A cluster that is gone (connection refused); a 503 would go through kube's retries.
-    let kube = FakeKube::start().await.expect("fakekube");
-    let leaf = certs::self_signed("localhost", days_from_now(3));
-    let ep = certs::serve(vec![leaf.der().to_vec()], leaf.key.serialize_der()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = kube.write_kubeconfig(dir.path()).expect("kubeconfig");
-    kube.shutdown().await;
+/// Runs the checker in `dir` with `kubeconfig` and the given `job:` section body (no sinks),
+/// asserts the run ended `partial` (exit 1) with exactly one error, and returns its event.
+async fn partial_run(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    job: &str,
+) -> ResultEvent {
     std::fs::write(
-        dir.path().join("config.yaml"),
+        dir.join("config.yaml"),
         format!(
-            "kafka:\n  fallback: {{file: events.jsonl}}\nkubernetes:\n  kubeconfig: {}\njob:\n  kubernetes: {{enabled: true}}\n  endpoints: [{{address: \"{ep}\", sni: localhost}}]\n",
+            "kafka:\n  fallback: {{file: events.jsonl}}\nkubernetes:\n  kubeconfig: {}\njob:\n{job}",
             kubeconfig.display()
         ),
     )
     .expect("config");
     let out = run(
-        dir.path(),
+        dir,
         &["--config", "config.yaml", "--now", NOW, "--output", "json"],
         &[],
     )
@@ -560,6 +558,26 @@ async fn an_unreachable_cluster_makes_the_run_partial_but_endpoints_are_still_ch
     let event: ResultEvent = serde_json::from_str(&stdout).expect("event");
     assert_eq!(event.status.as_str(), "partial");
     assert_eq!(event.errors.len(), 1, "{:?}", event.errors);
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_cluster_makes_the_run_partial_but_endpoints_are_still_checked() {
+    // A cluster that is gone (connection refused); a 503 would go through kube's retries.
+    let kube = FakeKube::start().await.expect("fakekube");
+    let leaf = certs::self_signed("localhost", days_from_now(3));
+    let ep = certs::serve(vec![leaf.der().to_vec()], leaf.key.serialize_der()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = kube.write_kubeconfig(dir.path()).expect("kubeconfig");
+    kube.shutdown().await;
+    let event = partial_run(
+        dir.path(),
+        &kubeconfig,
+        &format!(
+            "  kubernetes: {{enabled: true}}\n  endpoints: [{{address: \"{ep}\", sni: localhost}}]\n"
+        ),
+    )
+    .await;
     assert!(
         event.errors[0].starts_with("kubernetes: "),
         "{:?}",
@@ -576,25 +594,12 @@ async fn a_cluster_answering_503_is_given_up_at_the_list_deadline() {
     kube.set_unavailable(true);
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = kube.write_kubeconfig(dir.path()).expect("kubeconfig");
-    std::fs::write(
-        dir.path().join("config.yaml"),
-        format!(
-            "kafka:\n  fallback: {{file: events.jsonl}}\nkubernetes:\n  kubeconfig: {}\njob:\n  kubernetes: {{enabled: true, list_timeout: 1s}}\n",
-            kubeconfig.display()
-        ),
-    )
-    .expect("config");
-    let out = run(
+    let event = partial_run(
         dir.path(),
-        &["--config", "config.yaml", "--now", NOW, "--output", "json"],
-        &[],
+        &kubeconfig,
+        "  kubernetes: {enabled: true, list_timeout: 1s}\n",
     )
     .await;
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    let event: ResultEvent = serde_json::from_str(&stdout).expect("event");
-    assert_eq!(event.status.as_str(), "partial");
-    assert_eq!(event.errors.len(), 1, "{:?}", event.errors);
     assert!(
         event.errors[0].contains("job.kubernetes.list_timeout"),
         "{:?}",

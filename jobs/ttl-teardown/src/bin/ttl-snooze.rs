@@ -5,13 +5,14 @@
 //! Exit codes: 0 after a clean shutdown, 1 when serving failed, 2 when refused at start (bad
 //! config, no `job.snooze`, unusable keys, no Kafka brokers, address not bindable).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use common::clock::SystemClock;
+use common::config::relative_to;
 use common::kafka::Publisher;
 use common::logging::{self, LogFormat};
 use ttl_teardown::config::TtlConfig;
@@ -61,14 +62,6 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-/// Resolves a path from the config file relative to the config file's directory.
-fn relative_to(config_file: &Path, p: &Path) -> PathBuf {
-    match config_file.parent() {
-        Some(dir) if !p.is_absolute() => dir.join(p),
-        _ => p.to_path_buf(),
-    }
 }
 
 /// Everything that may refuse the start, before the port is served.

@@ -158,6 +158,21 @@ impl Bed {
             .context("no snapshot ARN")
     }
 
+    /// One eligible resource of each kind (an instance in a security group, a volume, a DB and
+    /// its snapshot); returns the names they are listed under: instance, volume, group, DB,
+    /// snapshot.
+    async fn one_of_each_kind(&self) -> Result<[String; 5]> {
+        let ami = self.ami().await?;
+        let sg = self.group("app", &pairs(&eligible("app"))).await?;
+        let web = self
+            .instance(&ami, &[&sg], &pairs(&eligible("web")))
+            .await?;
+        let vol = self.volume(5, &pairs(&eligible("vol"))).await?;
+        self.db("db1", &[], &pairs(&eligible("db1"))).await?;
+        self.snapshot("db1", "s1", &pairs(&eligible("s1"))).await?;
+        Ok([web, vol, sg, "db1".into(), "s1".into()])
+    }
+
     /// Re-tags an EC2 resource behind the provider's back.
     async fn retag(&self, id: &str, key: &str, value: &str) -> Result<()> {
         self.ec2
@@ -397,24 +412,19 @@ async fn a_group_used_only_by_a_foreign_network_interface_is_marked() -> Result<
 #[tokio::test]
 async fn set_tags_is_visible_on_the_next_list_for_every_kind() -> Result<()> {
     let bed = bed().await?;
-    let ami = bed.ami().await?;
-    let sg = bed.group("app", &pairs(&eligible("app"))).await?;
-    let web = bed.instance(&ami, &[&sg], &pairs(&eligible("web"))).await?;
-    let vol = bed.volume(5, &pairs(&eligible("vol"))).await?;
-    bed.db("db1", &[], &pairs(&eligible("db1"))).await?;
-    bed.snapshot("db1", "s1", &pairs(&eligible("s1"))).await?;
+    let names = bed.one_of_each_kind().await?;
     let p = bed.provider();
     let before = p.list().await?;
     let stage = (
         "ttl-notified-stage".to_string(),
         "48h@2026-01-01T00:00:00Z".to_string(),
     );
-    for name in [web.as_str(), vol.as_str(), sg.as_str(), "db1", "s1"] {
+    for name in &names {
         p.set_tags(find(&before, name), std::slice::from_ref(&stage))
             .await?;
     }
     let after = p.list().await?;
-    for name in [web.as_str(), vol.as_str(), sg.as_str(), "db1", "s1"] {
+    for name in &names {
         let r = find(&after, name);
         assert_eq!(
             r.tags.get("ttl-notified-stage").map(String::as_str),
@@ -433,15 +443,11 @@ async fn set_tags_is_visible_on_the_next_list_for_every_kind() -> Result<()> {
 #[tokio::test]
 async fn get_reads_one_resource_as_list_describes_it() -> Result<()> {
     let bed = bed().await?;
-    let ami = bed.ami().await?;
-    let sg = bed.group("app", &pairs(&eligible("app"))).await?;
-    let web = bed.instance(&ami, &[&sg], &pairs(&eligible("web"))).await?;
-    let vol = bed.volume(5, &pairs(&eligible("vol"))).await?;
-    bed.db("db1", &[], &pairs(&eligible("db1"))).await?;
-    bed.snapshot("db1", "s1", &pairs(&eligible("s1"))).await?;
+    let names = bed.one_of_each_kind().await?;
+    let web = &names[0];
     let p = bed.provider();
     let listed = p.list().await?;
-    for name in [web.as_str(), vol.as_str(), sg.as_str(), "db1", "s1"] {
+    for name in &names {
         let want = find(&listed, name);
         let got = p
             .get(&want.id)
@@ -481,7 +487,7 @@ async fn get_reads_one_resource_as_list_describes_it() -> Result<()> {
     for arn in &missing {
         assert!(p.get(arn).await?.is_none(), "{arn}");
     }
-    let r = find(&listed, &web).clone();
+    let r = find(&listed, web).clone();
     p.remove(&r).await?;
     wait_gone(&p, &r).await?;
     assert!(p.get(&r.id).await?.is_none(), "a terminated instance");
