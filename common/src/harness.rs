@@ -5,14 +5,22 @@
 //! 2. load and validate the config and let the job prepare (read its whitelist, …) — any error
 //!    here exits 2 **before any side effect**;
 //! 3. build the sinks; a mode that needs a durable audit (Kafka) and has none exits 2;
-//! 4. run the job body with a [`RunContext`];
-//! 5. *always* publish the result event and push metrics — in dry-run too, marked as such;
-//! 6. exit 0 (success), 1 (partial/failure, or results could not be published) or 2 (aborted).
+//! 4. take the run lock the job asks for ([`Job::run_lock`]), renewed in the background on the
+//!    system clock until the run ends, then released; held by another run → refused, exit 2;
+//! 5. run the job body with a [`RunContext`], which fixes the evaluation instant once (`--now`,
+//!    or the start of the run) so every rule and the event's `evaluated_at` agree;
+//! 6. *always* publish the result event and push metrics — in dry-run too, marked as such;
+//! 7. exit 0 (success), 1 (partial/failure, or results could not be published) or 2 (refused
+//!    before any side effect). A job that refuses ([`JobError::Abort`]) *after* it reported a
+//!    side effect ([`RunContext::acted`]) ends `partial` with exit 1: it did not refuse, it
+//!    stopped half-way.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use clap::{Args, FromArgMatches};
 use jiff::Timestamp;
@@ -27,6 +35,7 @@ use crate::event::{
     AlertSent, Envelope, Finding, ResultEvent, SCHEMA_VERSION, Severity, Status, Summary,
 };
 use crate::kafka::{Delivery, Publisher};
+use crate::lock::{Renewal, RunLock};
 use crate::logging::{self, LogFormat};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -98,8 +107,9 @@ pub struct Report {
 /// Why a job body stopped early.
 #[derive(Debug)]
 pub enum JobError {
-    /// A safety rule refused the run before it acted (cap exceeded, audit sink down, lease held):
-    /// status `failure`, exit 2, the event carries the reason.
+    /// A safety rule refused the run before it acted (cap exceeded, audit sink down): status
+    /// `failure`, exit 2, the event carries the reason. Returned after [`RunContext::acted`] it
+    /// becomes a `partial` run with exit 1 instead (the run did act).
     Abort {
         /// One line saying why.
         reason: String,
@@ -110,6 +120,29 @@ pub enum JobError {
     Failed(anyhow::Error),
 }
 
+/// The run lock a job needs: a `coordination.k8s.io/v1` Lease in the cluster of the config's
+/// `kubernetes:` section, held by the run id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockSpec {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub name: String,
+    /// How long a claim lasts without renewal: a run that dies frees the lock after this. The
+    /// harness renews every third of it.
+    pub duration: Duration,
+}
+
+/// A side effect was attempted while the run lock was not (or no longer) held.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("run lock {lease} is no longer held (valid until {valid_until}): stopping")]
+pub struct LockLost {
+    /// `namespace/name` of the Lease.
+    pub lease: String,
+    /// When the last successful renewal's claim ran out.
+    pub valid_until: Timestamp,
+}
+
 /// Everything a job body may use. Domain code takes the time from `clock`, never from the system.
 pub struct RunContext<'a, C> {
     /// The job's name.
@@ -118,7 +151,7 @@ pub struct RunContext<'a, C> {
     pub run_id: String,
     /// True unless `--execute` was given.
     pub dry_run: bool,
-    /// "Now" for the rules.
+    /// "Now" for the rules: one instant for the whole run (`--now`, or when the run started).
     pub clock: &'a dyn Clock,
     /// The validated config.
     pub config: &'a JobConfig<C>,
@@ -126,9 +159,59 @@ pub struct RunContext<'a, C> {
     pub publisher: &'a Publisher,
     /// Notifications.
     pub notifier: &'a Notifier,
+    /// The run lock, when the job asked for one ([`Job::run_lock`]).
+    pub lock: Option<&'a Renewal>,
+    /// Set by [`RunContext::acted`].
+    acted: AtomicBool,
 }
 
-impl<C> RunContext<'_, C> {
+impl<'a, C> RunContext<'a, C> {
+    /// A context for driving a job body outside [`run`] (tests, tools): no lock.
+    pub fn new(
+        job_name: &'static str,
+        run_id: String,
+        dry_run: bool,
+        clock: &'a dyn Clock,
+        config: &'a JobConfig<C>,
+        publisher: &'a Publisher,
+        notifier: &'a Notifier,
+    ) -> Self {
+        RunContext {
+            job_name,
+            run_id,
+            dry_run,
+            clock,
+            config,
+            publisher,
+            notifier,
+            lock: None,
+            acted: AtomicBool::new(false),
+        }
+    }
+
+    /// Records that the run is about to change something outside itself (a deletion, a tag
+    /// write, an email). From then on a failure is `partial` (exit 1), never a refusal (exit 2).
+    pub fn acted(&self) {
+        self.acted.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`RunContext::acted`] was called.
+    pub fn has_acted(&self) -> bool {
+        self.acted.load(Ordering::SeqCst)
+    }
+
+    /// `Ok` when the run holds its lock now (or needs none); call it before every side effect
+    /// and stop acting on `Err`.
+    pub fn check_lock(&self) -> Result<(), LockLost> {
+        match self.lock {
+            Some(renewal) if !renewal.is_held() => Err(LockLost {
+                lease: renewal.lease().to_string(),
+                valid_until: renewal.valid_until(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Publishes a non-result event (in an [`Envelope`]) and waits for its acknowledgement.
     pub async fn emit<T: Serialize>(
         &self,
@@ -142,7 +225,8 @@ impl<C> RunContext<'_, C> {
             job_name: self.job_name.to_string(),
             run_id: self.run_id.clone(),
             dry_run: self.dry_run,
-            emitted_at: self.clock.now(),
+            // When it was emitted, not the evaluation instant (which `--now` may move).
+            emitted_at: Timestamp::now(),
             data,
         };
         self.publisher.publish(event_type, key, &envelope).await
@@ -171,6 +255,14 @@ pub trait Job: Sized {
     /// right after the config is loaded, so a missing sink is refused before anything else.
     fn needs_durable_audit(_config: &JobConfig<Self::Config>, _dry_run: bool) -> bool {
         false
+    }
+
+    /// The run lock this run must hold, if any. The harness takes it before the body runs (held
+    /// by another run: refused, exit 2), renews it in the background on the system clock, and
+    /// releases it at the end; the body checks [`RunContext::check_lock`] before each side
+    /// effect.
+    fn run_lock(&self, _config: &JobConfig<Self::Config>, _dry_run: bool) -> Option<LockSpec> {
+        None
     }
 
     /// Registers the job's own metric families.
@@ -257,54 +349,45 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
     let mut metrics = Metrics::new(J::NAME);
     job.register_metrics(&mut metrics);
 
-    let system_clock = SystemClock;
-    let fixed_clock;
-    let clock: &dyn Clock = match common.now {
-        Some(t) => {
-            fixed_clock = FixedClock(t);
-            &fixed_clock
-        }
-        None => &system_clock,
-    };
+    // One instant for every rule of the run, and for the event's `evaluated_at`.
+    let clock = FixedClock(common.now.unwrap_or(started_at));
     let run_id = uuid::Uuid::now_v7().to_string();
     tracing::info!(job = J::NAME, %run_id, dry_run, evaluated_at = %clock.now(), events = %publisher.describe(), "run started");
     if config.pushgateway.is_none() {
         tracing::info!("pushgateway not configured: metrics will not be pushed");
     }
 
-    let ctx = RunContext {
-        job_name: J::NAME,
-        run_id: run_id.clone(),
-        dry_run,
-        clock,
-        config: &config,
-        publisher: &publisher,
-        notifier: &notifier,
+    let lock = match job.run_lock(&config, dry_run) {
+        None => Ok(None),
+        Some(spec) => take_lock(&config, &spec, &run_id).await.map(Some),
     };
-    let (report, status, aborted) = match job.run(&ctx).await {
-        Ok(report) => {
-            let derived = if report.errors.is_empty() {
-                Status::Success
-            } else {
-                Status::Partial
-            };
-            let status = report.status.unwrap_or(derived);
-            (report, status, false)
-        }
-        Err(JobError::Abort { reason, mut report }) => {
-            tracing::error!(%reason, "run aborted");
-            report.errors.insert(0, format!("aborted: {reason}"));
-            (report, Status::Failure, true)
-        }
-        Err(JobError::Failed(e)) => {
-            tracing::error!(error = %format!("{e:#}"), "run failed");
+    let (report, status, aborted) = match &lock {
+        Err(reason) => {
+            tracing::error!(%reason, "run refused");
             let report = Report {
-                errors: vec![format!("{e:#}")],
+                errors: vec![format!("aborted: {reason}")],
                 ..Report::default()
             };
-            (report, Status::Failure, false)
+            (report, Status::Failure, true)
+        }
+        Ok(renewal) => {
+            let mut ctx = RunContext::new(
+                J::NAME,
+                run_id.clone(),
+                dry_run,
+                &clock,
+                &config,
+                &publisher,
+                &notifier,
+            );
+            ctx.lock = renewal.as_ref();
+            let result = job.run(&ctx).await;
+            settle(result, ctx.has_acted())
         }
     };
+    if let Ok(Some(renewal)) = lock {
+        release_lock(renewal).await;
+    }
 
     let completed_at = Timestamp::now();
     let elapsed = started.elapsed();
@@ -385,6 +468,78 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
     } else {
         EXIT_OK
     })
+}
+
+/// The status, the report and whether the run was refused, from what the job body returned.
+fn settle(result: Result<Report, JobError>, acted: bool) -> (Report, Status, bool) {
+    match result {
+        Ok(report) => {
+            let derived = if report.errors.is_empty() {
+                Status::Success
+            } else {
+                Status::Partial
+            };
+            let status = report.status.unwrap_or(derived);
+            (report, status, false)
+        }
+        Err(JobError::Abort { reason, mut report }) if acted => {
+            // It acted before it stopped: not a refusal, a run that stopped half-way.
+            tracing::error!(%reason, "run stopped after it had acted");
+            report.errors.insert(0, format!("stopped: {reason}"));
+            (report, Status::Partial, false)
+        }
+        Err(JobError::Abort { reason, mut report }) => {
+            tracing::error!(%reason, "run aborted");
+            report.errors.insert(0, format!("aborted: {reason}"));
+            (report, Status::Failure, true)
+        }
+        Err(JobError::Failed(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "run failed");
+            let report = Report {
+                errors: vec![format!("{e:#}")],
+                ..Report::default()
+            };
+            (report, Status::Failure, false)
+        }
+    }
+}
+
+/// Takes the run lock on the system clock (never the `--now` instant: the Lease is about the
+/// time other runs see) and starts renewing it; the reason it could not, for the event.
+async fn take_lock(
+    config: &JobConfig<impl Sized>,
+    spec: &LockSpec,
+    run_id: &str,
+) -> Result<Renewal, String> {
+    let lease = format!("{}/{}", spec.namespace, spec.name);
+    let client = crate::clients::kube_client(&config.kubernetes)
+        .await
+        .map_err(|e| format!("cannot reach kubernetes for the run lock {lease}: {e}"))?;
+    let lock = RunLock::acquire(
+        client,
+        &spec.namespace,
+        &spec.name,
+        run_id,
+        spec.duration,
+        Timestamp::now(),
+    )
+    .await
+    .map_err(|e| format!("run lock: {e}"))?;
+    tracing::info!(lease = %lease, valid_until = %lock.valid_until(), "run lock taken");
+    Ok(lock.spawn_renewal(Arc::new(SystemClock)))
+}
+
+/// Stops renewing and frees the Lease for the next run (a failure only delays it: the Lease
+/// expires by itself).
+async fn release_lock(renewal: Renewal) {
+    let lease = renewal.lease().to_string();
+    match renewal.stop().await {
+        Ok(lock) => match lock.release().await {
+            Ok(()) => tracing::info!(%lease, "run lock released"),
+            Err(e) => tracing::warn!(error = %e, "run lock not released (it expires by itself)"),
+        },
+        Err(e) => tracing::warn!(error = %e, "run lock was lost during the run"),
+    }
 }
 
 /// One line per finding: severity, type, resource, message.

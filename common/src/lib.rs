@@ -15,6 +15,7 @@ pub mod config;
 pub mod event;
 pub mod harness;
 pub mod kafka;
+pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -93,7 +93,7 @@ pub struct Executed {
     pub alerts: Vec<common::event::AlertSent>,
     /// Item-level errors for the event.
     pub errors: Vec<String>,
-    /// Set when the audit sink failed: the run stopped deleting.
+    /// Set when the audit sink failed or the run lock was lost: the run stopped deleting.
     pub audit_failure: Option<String>,
 }
 
@@ -103,10 +103,11 @@ pub struct Executed {
 pub async fn record_warnings<A: Actuator>(
     plan: &Plan,
     actuator: &A,
-    stage_key: &str,
+    ctx: &RunContext<'_, TtlConfig>,
     notified: Option<&HashSet<String>>,
     out: &mut Executed,
 ) {
+    let stage_key = ctx.config.job.policy.keys.notified_stage.as_str();
     for item in &plan.items {
         let Outcome::Warn(b) = &item.outcome else {
             continue;
@@ -117,6 +118,12 @@ pub async fn record_warnings<A: Actuator>(
         let Some(value) = b.1.notified_tag_value() else {
             continue;
         };
+        if let Err(lost) = ctx.check_lock() {
+            out.errors
+                .push(format!("warning stages not recorded: {lost}"));
+            return;
+        }
+        ctx.acted();
         match actuator
             .set_tags(&item.resource, &[(stage_key.to_string(), value)])
             .await
@@ -187,9 +194,18 @@ pub async fn delete<A: Actuator>(
                     .await;
                 continue;
             }
-            if out.audit_failure.is_some() {
-                out.not_deleted
-                    .insert(r.id.clone(), "audit sink failed earlier in this run".into());
+            if let Some(why) = &out.audit_failure {
+                out.not_deleted.insert(r.id.clone(), stopped_reason(why));
+                not_gone.insert(r.id.clone());
+                continue;
+            }
+            // The run lock, before the intent: a run that lost it must not act any more (another
+            // run may hold it now and plan the same resources).
+            if let Err(lost) = ctx.check_lock() {
+                let why = format!("{lost}; deletions stopped");
+                tracing::error!(%why);
+                out.audit_failure = Some(why);
+                out.not_deleted.insert(r.id.clone(), "run lock lost".into());
                 not_gone.insert(r.id.clone());
                 continue;
             }
@@ -215,6 +231,7 @@ pub async fn delete<A: Actuator>(
                 .state
                 .as_deref()
                 .is_some_and(|s| DELETING_STATES.contains(&s));
+            ctx.acted();
             let removal = if already_deleting {
                 tracing::info!(resource = %r.id, state = r.state.as_deref().unwrap_or_default(), "already being deleted: waiting, not removing again");
                 Ok(Removal::Pending {
@@ -302,6 +319,15 @@ pub async fn delete<A: Actuator>(
         }
     }
     out
+}
+
+/// What a deletion skipped after the run stopped acting is told.
+fn stopped_reason(why: &str) -> String {
+    if why.contains("run lock") {
+        "run lock lost earlier in this run".to_string()
+    } else {
+        "audit sink failed earlier in this run".to_string()
+    }
 }
 
 async fn publish_outcome(

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use anyhow::{Context, bail};
 use common::config::{JobConfig, relative_to};
 use common::event::ResultEvent;
-use common::harness::{CommonArgs, Job, JobError, Report, RunContext};
+use common::harness::{CommonArgs, Job, JobError, LockSpec, Report, RunContext};
 use common::metrics::{Labels, Metrics};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -15,7 +15,6 @@ use serde_json::json;
 use crate::config::TtlConfig;
 use crate::execute::{self, Executed, Waiting, record_warnings};
 use crate::inventory::{self, Resource, Scope};
-use crate::lease::RunLock;
 use crate::live::Live;
 use crate::notices;
 use crate::plan::{self, Outcome, Plan, Protected, Rules};
@@ -138,52 +137,27 @@ impl Job for TtlTeardown {
         );
     }
 
+    /// `--execute` runs over live providers hold the Lease `job.lock`: one deleting run at a time.
+    fn run_lock(&self, config: &JobConfig<TtlConfig>, dry_run: bool) -> Option<LockSpec> {
+        let lock = &config.job.lock;
+        (!dry_run && self.inventory.is_none()).then(|| LockSpec {
+            namespace: lock.namespace.clone(),
+            name: lock.name.clone(),
+            duration: lock.duration.0,
+        })
+    }
+
     async fn run(&self, ctx: &RunContext<'_, TtlConfig>) -> Result<Report, JobError> {
         let live = match &self.inventory {
             Some(_) => None,
             None => Some(Live::connect(ctx.config).await.map_err(JobError::Failed)?),
         };
-        // One executing run at a time: the lease is taken before anything is listed or changed,
-        // and released on every way out (a run that dies leaves it to expire).
-        let lock = match (&live, ctx.dry_run) {
-            (Some(live), false) => Some(take_lock(ctx, live).await?),
-            _ => None,
-        };
-        let result = self.run_with(ctx, live.as_ref()).await;
-        if let Some(lock) = lock
-            && let Err(e) = lock.release().await
-        {
-            tracing::warn!(error = %e, "run lock not released (it expires by itself)");
-        }
-        result
+        self.run_with(ctx, live.as_ref()).await
     }
 
     fn render_table(&self, event: &ResultEvent) -> String {
         crate::report::table(event)
     }
-}
-
-/// Takes the run lock, or refuses the run (exit 2) saying who holds it.
-async fn take_lock(ctx: &RunContext<'_, TtlConfig>, live: &Live) -> Result<RunLock, JobError> {
-    let lock = &ctx.config.job.lock;
-    let abort = |reason: String| JobError::Abort {
-        reason,
-        report: Report::default(),
-    };
-    let client = live
-        .lock_client(ctx.config)
-        .await
-        .map_err(|e| abort(format!("cannot reach kubernetes for the run lock: {e}")))?;
-    RunLock::acquire(
-        client,
-        &lock.namespace,
-        &lock.name,
-        &ctx.run_id,
-        lock.duration.0,
-        ctx.clock.now(),
-    )
-    .await
-    .map_err(|e| abort(format!("run lock {}/{}: {e}", lock.namespace, lock.name)))
 }
 
 impl TtlTeardown {
@@ -327,14 +301,7 @@ impl TtlTeardown {
             }
             _ => None,
         };
-        record_warnings(
-            plan,
-            live,
-            &job.policy.keys.notified_stage,
-            notified.as_ref(),
-            &mut executed,
-        )
-        .await;
+        record_warnings(plan, live, ctx, notified.as_ref(), &mut executed).await;
         let waiting = Waiting {
             timeout: job.waiting.timeout.0,
             interval: job.waiting.interval.0,

@@ -13,7 +13,6 @@ pub mod inventory;
 pub mod job;
 pub mod kinds;
 pub mod kube;
-pub mod lease;
 pub mod live;
 pub mod notices;
 pub mod plan;

@@ -17,7 +17,6 @@ use crate::provider::{ProviderError, Removal, State};
 pub struct Live {
     aws: BTreeMap<(String, String), AwsProvider>,
     kube: Option<KubeProvider>,
-    kube_client: Option<kube::Client>,
 }
 
 impl Live {
@@ -60,15 +59,10 @@ impl Live {
             ),
             _ => None,
         };
-        Ok(Live {
-            aws,
-            kube,
-            kube_client,
-        })
+        Ok(Live { aws, kube })
     }
 
-    /// Wraps providers built elsewhere (tests and tools that make their own SDK clients); the
-    /// run lock then uses a client from the config's `kubernetes:` section.
+    /// Wraps providers built elsewhere (tests and tools that make their own SDK clients).
     pub fn from_providers(aws: Vec<AwsProvider>, kube: Option<KubeProvider>) -> Live {
         Live {
             aws: aws
@@ -76,7 +70,6 @@ impl Live {
                 .map(|p| ((p.account().to_string(), p.region().to_string()), p))
                 .collect(),
             kube,
-            kube_client: None,
         }
     }
 
@@ -106,17 +99,6 @@ impl Live {
                 }
             }
             _ => Ok(None),
-        }
-    }
-
-    /// A client for the run lock: the provider's, or one from the `kubernetes:` section.
-    pub async fn lock_client(
-        &self,
-        config: &JobConfig<TtlConfig>,
-    ) -> Result<kube::Client, common::Error> {
-        match &self.kube_client {
-            Some(c) => Ok(c.clone()),
-            None => kube_client(&config.kubernetes).await,
         }
     }
 

@@ -123,6 +123,7 @@ pub async fn send(
                 continue;
             }
         };
+        ctx.acted();
         let result = ctx
             .notifier
             .send_email(&to, &subject, &text, Some(&html))
@@ -198,6 +199,7 @@ async fn send_violations_digest(
         ));
     }
     html.push_str("</ul>");
+    ctx.acted();
     let result = ctx
         .notifier
         .send_email(std::slice::from_ref(fallback), &subject, &text, Some(&html))

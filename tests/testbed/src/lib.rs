@@ -7,6 +7,8 @@
 pub mod fakekube;
 pub mod kafka;
 pub mod moto;
+pub mod openbao;
+pub mod postgres;
 pub mod process;
 pub mod pushgateway;
 pub mod smtp;

@@ -14,6 +14,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use testbed::kafka::{Tansu, consume_all, mock_cluster};
 use testbed::moto::Moto;
+use testbed::openbao::OpenBao;
+use testbed::postgres::Postgres;
 use testbed::process::{Error, ManagedProcess, free_port};
 use testbed::pushgateway::Pushgateway;
 use testbed::smtp::SmtpSink;
@@ -144,6 +146,62 @@ async fn tansu_round_trips_messages_and_fails_fast_once_stopped() -> Result<()> 
         waited < Duration::from_secs(5),
         "produce to a stopped broker took {waited:?} to fail"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_checks_passwords_for_real_and_cleans_up() -> Result<()> {
+    let pg = Postgres::start().await.context("start postgres")?;
+    // One statement per call: several in one batch share a transaction, and CREATE DATABASE
+    // refuses to run inside one.
+    pg.execute("postgres", "CREATE ROLE app LOGIN PASSWORD 'first-secret'")
+        .await?;
+    pg.execute("postgres", "CREATE DATABASE shop OWNER app")
+        .await?;
+    ensure!(pg.can_login("app", "first-secret", "shop").await);
+    ensure!(
+        !pg.can_login("app", "wrong", "shop").await,
+        "scram-sha-256 on TCP: a wrong password is refused"
+    );
+    pg.execute("postgres", "ALTER ROLE app PASSWORD 'second-secret';")
+        .await?;
+    ensure!(pg.can_login("app", "second-secret", "shop").await);
+    ensure!(!pg.can_login("app", "first-secret", "shop").await);
+    let client = pg.superuser("shop").await?;
+    let row = client.query_one("SELECT current_database()", &[]).await?;
+    ensure!(row.get::<_, String>(0) == "shop");
+    let dir = pg.dir().to_path_buf();
+    drop(client);
+    drop(pg);
+    ensure!(!dir.exists(), "the cluster's directory goes with the handle");
+    Ok(())
+}
+
+#[tokio::test]
+async fn openbao_serves_kv2_with_check_and_set() -> Result<()> {
+    let bao = OpenBao::start().await.context("start openbao")?;
+    let post = reqwest::Method::POST;
+    let v1 = bao
+        .request(
+            post.clone(),
+            "secret/data/app/api-key",
+            Some(serde_json::json!({"options": {"cas": 0}, "data": {"value": "one"}})),
+        )
+        .await?;
+    ensure!(v1["data"]["version"] == 1, "{v1}");
+    let stale = bao
+        .request(
+            post,
+            "secret/data/app/api-key",
+            Some(serde_json::json!({"options": {"cas": 0}, "data": {"value": "two"}})),
+        )
+        .await;
+    let e = stale.expect_err("cas=0 on an existing secret is refused");
+    ensure!(e.to_string().contains("check-and-set"), "{e}");
+    let read = bao
+        .request(reqwest::Method::GET, "secret/data/app/api-key", None)
+        .await?;
+    ensure!(read["data"]["data"]["value"] == "one", "{read}");
     Ok(())
 }
 

@@ -1,10 +1,11 @@
 //! The shared sinks against real local services: the Kafka publisher (librdkafka's mock cluster
 //! and a real tansu broker), the Pushgateway pusher, and the notifier (aiosmtpd over plain SMTP
 //! and STARTTLS, chat and pager webhooks served on loopback), and the AWS and Kubernetes clients
-//! (moto, the project's fake API server).
+//! (moto, the project's fake API server), and the run lock on a Lease.
 
 mod clients;
 mod kafka;
+mod lock;
 mod metrics;
 mod notify;
 

@@ -1,6 +1,8 @@
-//! One deleting run at a time: a run lock on a `coordination.k8s.io/v1` Lease.
+//! One acting run at a time: a run lock on a `coordination.k8s.io/v1` Lease.
 //!
-//! The Lease records who holds it (`holderIdentity`, the run id), when they last said so
+//! The harness owns the lock of a run ([`crate::harness`]: a job names the Lease it needs with
+//! [`crate::harness::Job::run_lock`]); the job body only asks [`RunLockHandle::check`] before each
+//! side effect. The Lease records who holds it (`holderIdentity`, the run id), when they last said so
 //! (`renewTime`) and for how long that counts (`leaseDurationSeconds`). A run takes a free or
 //! expired Lease, renews it while it works (by hand with [`RunLock::renew`], or with
 //! [`RunLock::spawn_renewal`]) and releases it at the end. A run whose pod dies simply stops
@@ -13,16 +15,17 @@
 //!
 //! Time is passed in: [`RunLock::acquire`] and [`RunLock::renew`] take `now`, and the renewal task
 //! reads a [`Clock`]. Give them **real** time (`SystemClock`) even in a `--now` what-if run: the
-//! Lease is about the wall clock other runs see, not about the instant the plan is evaluated at.
+//! Lease is about the wall clock other runs see, not about the instant the plan is evaluated at
+//! (the harness does).
 //! Expiry compares the holder's `renewTime` (written with its clock) with our `now`, so clocks
 //! that disagree by more than a small fraction of the duration make takeovers early or late; the
 //! duration (minutes) dwarfs ordinary NTP skew.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use common::clock::Clock;
+use crate::clock::Clock;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -235,26 +238,38 @@ impl RunLock {
         self.write(next, "release").await.map(|_| ())
     }
 
-    /// Renews every `duration / 3` with `clock`'s time until stopped, in a task of its own.
-    /// [`Renewal::is_lost`] turns true (and the task ends) when the Lease was lost, or when
-    /// renewals kept failing until the claim expired; [`Renewal::stop`] gives the lock back for
-    /// [`RunLock::release`]. Dropping the [`Renewal`] stops renewing without releasing.
+    /// Renews every `duration / 3` with `clock`'s time until stopped, in a task of its own; after
+    /// a failed renewal it tries again sooner (every `duration / 12`). [`Renewal::is_held`] says
+    /// whether the claim can still be relied on: false once the Lease was lost (someone else wrote
+    /// it), or once less than a third of the duration is left of the last successful renewal —
+    /// so a renewal call that hangs cannot keep a run acting on an expired claim.
+    /// [`Renewal::stop`] gives the lock back for [`RunLock::release`]. Dropping the [`Renewal`]
+    /// stops renewing without releasing.
     pub fn spawn_renewal(self, clock: Arc<dyn Clock>) -> Renewal {
         let lost = Arc::new(AtomicBool::new(false));
+        let valid_until = Arc::new(AtomicI64::new(self.valid_until().as_millisecond()));
         let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
         let period = (self.duration / 3).max(Duration::from_millis(10));
+        let retry = (self.duration / 12).max(Duration::from_millis(10));
         let flag = lost.clone();
+        let until = valid_until.clone();
         let lock_id = self.lease_id.clone();
+        let margin = self.duration / 3;
         let mut lock = self;
         let task = tokio::spawn(async move {
+            let mut wait = period;
             loop {
                 tokio::select! {
                     // A stop, or a dropped `Renewal` (the sender goes with it).
                     _ = &mut stop_rx => return Ok(lock),
-                    () = tokio::time::sleep(period) => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
                 match lock.renew(clock.now()).await {
-                    Ok(()) => tracing::debug!(lease = %lock.lease_id, "run lock renewed"),
+                    Ok(()) => {
+                        until.store(lock.valid_until().as_millisecond(), Ordering::SeqCst);
+                        wait = period;
+                        tracing::debug!(lease = %lock.lease_id, valid_until = %lock.valid_until(), "run lock renewed");
+                    }
                     Err(e @ LockError::Lost { .. }) => {
                         flag.store(true, Ordering::SeqCst);
                         tracing::error!(error = %e, "run lock lost");
@@ -274,6 +289,7 @@ impl RunLock {
                             tracing::error!(error = %lost, "run lock lost");
                             return Err(lost);
                         }
+                        wait = retry;
                         tracing::warn!(error = %e, "run lock renewal failed; retrying");
                     }
                 }
@@ -282,6 +298,9 @@ impl RunLock {
         Renewal {
             lease_id: lock_id,
             lost,
+            valid_until,
+            margin,
+            clock_for_checks: None,
             stop: Some(stop_tx),
             task: Some(task),
         }
@@ -349,14 +368,53 @@ impl RunLock {
 pub struct Renewal {
     lease_id: String,
     lost: Arc<AtomicBool>,
+    /// Unix milliseconds of the last successfully written `renewTime + duration`.
+    valid_until: Arc<AtomicI64>,
+    /// How much of the claim must be left for it to count as held.
+    margin: Duration,
+    /// The clock [`Renewal::is_held`] compares with (the system clock when `None`).
+    clock_for_checks: Option<Arc<dyn Clock>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<RunLock, LockError>>>,
 }
 
 impl Renewal {
-    /// True once the lock is known to be lost: check it before every deletion and stop if set.
+    /// True once the lock is known to be lost (someone else wrote the Lease, or renewals failed
+    /// until it expired).
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Whether the claim can still be relied on *now*: not lost, and more than a third of the
+    /// duration left of the last successful renewal. Check it before every side effect.
+    pub fn is_held(&self) -> bool {
+        if self.is_lost() {
+            return false;
+        }
+        let now = match &self.clock_for_checks {
+            Some(c) => c.now(),
+            None => Timestamp::now(),
+        };
+        let margin = i64::try_from(self.margin.as_millis()).unwrap_or(i64::MAX);
+        now.as_millisecond().saturating_add(margin) < self.valid_until.load(Ordering::SeqCst)
+    }
+
+    /// When the claim runs out unless renewed again.
+    pub fn valid_until(&self) -> Timestamp {
+        Timestamp::from_millisecond(self.valid_until.load(Ordering::SeqCst))
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// `namespace/name` of the Lease.
+    pub fn lease(&self) -> &str {
+        &self.lease_id
+    }
+
+    /// Makes [`Renewal::is_held`] read `clock` instead of the system clock (tests).
+    #[doc(hidden)]
+    pub fn with_check_clock(mut self, clock: Arc<dyn Clock>) -> Renewal {
+        self.clock_for_checks = Some(clock);
+        self
     }
 
     /// Stops renewing and gives the lock back (to [`RunLock::release`] it), or the error that
