@@ -317,7 +317,7 @@ impl AwsScope {
         if current.never.is_some() || aws.phase(&current.state) == Phase::Gone {
             return Ok(None);
         }
-        let mut resource = self.resource(kind.name(), arn.to_string(), native);
+        let mut resource = self.resource(kind.name(), arn.to_string(), aws.name_of(&native));
         resource.state = Some(current.state);
         match current.tags {
             Ok(tags) => resource.tags = tags,
@@ -505,7 +505,7 @@ pub async fn caller_account(sdk: &SdkConfig) -> Result<String, ProviderError> {
 pub const SCOPE_IAM_ACTIONS: &[&str] = &["sts:GetCallerIdentity"];
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn scope() -> AwsScope {
@@ -557,7 +557,7 @@ mod tests {
             "arn:aws:ec2:us-east-1:123456789012:instance/i-1".into(),
             "i-1".into(),
         );
-        let e = s.target("delete", &r).expect_err("kind mismatch");
+        let e = s.target("delete", &r).err().expect("kind mismatch");
         assert!(e.message.contains("is a ec2-instance ARN"), "{e}");
         assert!(!e.retryable);
         r.kind = "ec2-instance";
@@ -565,7 +565,7 @@ mod tests {
             account: "999999999999".into(),
             region: "us-east-1".into(),
         };
-        let e = s.target("delete", &r).expect_err("foreign scope");
+        let e = s.target("delete", &r).err().expect("foreign scope");
         assert!(e.message.contains("is not this scope"), "{e}");
     }
 

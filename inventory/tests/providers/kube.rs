@@ -1,18 +1,20 @@
-//! The Kubernetes provider against the fake API server, over real HTTP.
+//! The Kubernetes kinds against the project's fake API server, over real HTTP: namespaces and
+//! annotated objects as resources, annotations as tags, removal with its re-read, its guard and
+//! its built-in protections, partial listings, `get` by id.
 
 use std::collections::BTreeMap;
 
+use inventory::{KubeScope, KubeSource, Providers, Removal, Resource, Scope, State};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use testbed::fakekube::{FakeKube, Fault};
-use ttl_teardown::inventory::{Resource, Scope};
-use ttl_teardown::kube::{KubeProvider, KubeSource};
-use ttl_teardown::provider::{Removal, State};
+
+use crate::guard::{KEPT, KeepGuard};
 
 const PREFIX: &str = "ttl.governance.io/";
 const OLD: &str = "2020-01-02T03:04:05Z";
 
-/// Annotations that make a resource eligible (the teardown decision itself is the planner's).
+/// Annotations of an opted-in resource (the teardown decision itself is the TTL job's).
 fn eligible() -> Value {
     json!({
         "ttl.governance.io/environment": "dev",
@@ -23,6 +25,21 @@ fn eligible() -> Value {
         "ttl.governance.io/auto-teardown": "true",
         "ttl.governance.io/data-class": "internal",
     })
+}
+
+/// [`eligible`] as tags: the prefix stripped.
+fn eligible_tags() -> BTreeMap<String, String> {
+    eligible()
+        .as_object()
+        .expect("object")
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.strip_prefix(PREFIX).expect("prefixed").to_string(),
+                v.as_str().expect("string").to_string(),
+            )
+        })
+        .collect()
 }
 
 fn with(mut annotations: Value, key: &str, value: &str) -> Value {
@@ -51,12 +68,34 @@ fn object(fake: &FakeKube, kind: &str, ns: &str, name: &str, labels: Value, anno
     .expect("seed object");
 }
 
-fn provider(fake: &FakeKube, source: &KubeSource) -> KubeProvider {
-    KubeProvider::new(fake.client().expect("client"), "dev-cluster", source)
+fn scope(fake: &FakeKube, source: &KubeSource) -> KubeScope {
+    KubeScope::new(fake.client().expect("client"), "dev-cluster", source)
 }
 
+fn providers(fake: &FakeKube, source: &KubeSource) -> Providers {
+    Providers::from_scopes(Vec::new(), Some(scope(fake, source)))
+}
+
+/// Lists and fails on any listing failure.
+async fn list(p: &Providers) -> Vec<Resource> {
+    let listing = p.list().await;
+    assert!(
+        listing.failures.is_empty(),
+        "{:?}",
+        listing
+            .failures
+            .iter()
+            .map(|f| (f.kind, f.error.to_string()))
+            .collect::<Vec<_>>()
+    );
+    listing.resources
+}
+
+/// Ids, sorted.
 fn ids(resources: &[Resource]) -> Vec<&str> {
-    resources.iter().map(|r| r.id.as_str()).collect()
+    let mut ids: Vec<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    ids
 }
 
 fn find<'a>(resources: &'a [Resource], id: &str) -> &'a Resource {
@@ -136,14 +175,14 @@ fn team_a() -> KubeSource {
 async fn list_maps_namespaces_and_annotated_objects() {
     let fake = FakeKube::start().await.expect("fake");
     seed_preview(&fake);
-    let listed = provider(&fake, &team_a()).list().await.expect("list");
+    let listed = list(&providers(&fake, &team_a())).await;
 
     assert_eq!(
         ids(&listed),
         [
-            "k8s:preview-123",
             "k8s:configmap/preview-123/settings",
             "k8s:deployment/preview-123/web",
+            "k8s:preview-123",
             "k8s:service/preview-123/web",
         ],
         "the unannotated config map and the other team's namespace are not listed"
@@ -163,22 +202,16 @@ async fn list_maps_namespaces_and_annotated_objects() {
             cluster: "dev-cluster".into()
         }
     );
+    let mut ns_tags = eligible_tags();
+    ns_tags.insert("ttl".into(), "3d".into());
     assert_eq!(
-        ns.tags,
-        map(&[
-            ("auto-teardown", "true"),
-            ("cost-center", "cc-1"),
-            ("data-class", "internal"),
-            ("environment", "dev"),
-            ("owner", "a@b.io"),
-            ("project", "preview"),
-            ("ttl", "3d"),
-        ]),
+        ns.tags, ns_tags,
         "prefix stripped, other annotations ignored"
     );
     assert_eq!(ns.labels, ns_labels);
     assert_eq!(ns.namespace_labels, ns_labels);
     assert_eq!(ns.created_fallback, Some(old));
+    assert_eq!(ns.attributes.created, Some(old));
     assert_eq!(ns.state.as_deref(), Some("Active"));
     assert_eq!(
         ns.wait_for,
@@ -188,19 +221,23 @@ async fn list_maps_namespaces_and_annotated_objects() {
             "k8s:service/preview-123/web",
         ]
     );
+    assert_eq!(ns.part_of, None);
     assert!(ns.tags_unreadable.is_none());
 
     let web = find(&listed, "k8s:deployment/preview-123/web");
     assert_eq!(web.kind, "k8s-deployment");
     assert_eq!(web.name, "web");
     assert_eq!(web.namespace.as_deref(), Some("preview-123"));
-    assert_eq!(web.tags.get("ttl").map(String::as_str), Some("7d"));
-    assert_eq!(web.tags.len(), 7);
+    assert_eq!(web.tags, eligible_tags());
     assert_eq!(web.labels, map(&[("app", "web")]));
     assert_eq!(web.namespace_labels, ns_labels);
     assert_eq!(web.created_fallback, Some(old));
     assert_eq!(web.state.as_deref(), Some("present"));
     assert!(web.wait_for.is_empty());
+    assert_eq!(
+        web.part_of, None,
+        "it goes before its namespace, not with it"
+    );
     assert_eq!(
         find(&listed, "k8s:service/preview-123/web").kind,
         "k8s-service"
@@ -220,10 +257,10 @@ async fn list_honours_object_selector_and_kinds() {
         kinds: vec!["k8s-deployment".into(), "k8s-configmap".into()],
         ..team_a()
     };
-    let listed = provider(&fake, &source).list().await.expect("list");
+    let listed = list(&providers(&fake, &source)).await;
     assert_eq!(
         ids(&listed),
-        ["k8s:preview-123", "k8s:deployment/preview-123/web"],
+        ["k8s:deployment/preview-123/web", "k8s:preview-123"],
         "services are not a configured kind; settings has app=db"
     );
     assert_eq!(
@@ -249,15 +286,13 @@ async fn default_source_lists_every_namespace_and_terminating_ones_with_their_ph
         "status": {"phase": "Terminating"},
     }))
     .expect("seed");
-    let listed = provider(&fake, &KubeSource::default())
-        .list()
-        .await
-        .expect("list");
-    let namespaces: Vec<&str> = listed
+    let listed = list(&providers(&fake, &KubeSource::default())).await;
+    let mut namespaces: Vec<&str> = listed
         .iter()
         .filter(|r| r.kind == "k8s-namespace")
         .map(|r| r.name.as_str())
         .collect();
+    namespaces.sort_unstable();
     assert_eq!(
         namespaces,
         [
@@ -276,7 +311,7 @@ async fn default_source_lists_every_namespace_and_terminating_ones_with_their_ph
     );
     assert!(
         find(&listed, "k8s:kube-system").tags.is_empty(),
-        "unannotated namespaces are listed with no tags (the planner reports them)"
+        "unannotated namespaces are listed with no tags (the TTL job reports them)"
     );
     assert_eq!(
         find(&listed, "k8s:other").wait_for,
@@ -302,7 +337,7 @@ async fn list_follows_continue_tokens() {
         kinds: vec!["k8s-configmap".into()],
         ..team_a()
     };
-    let listed = provider(&fake, &source).list().await.expect("list");
+    let listed = list(&providers(&fake, &source)).await;
     assert_eq!(listed.len(), 1101);
     assert_eq!(find(&listed, "k8s:big").wait_for.len(), 1100);
     let pages: Vec<_> = fake
@@ -316,21 +351,22 @@ async fn list_follows_continue_tokens() {
 }
 
 #[tokio::test]
-async fn set_tags_merges_prefixed_annotations() {
+async fn write_tags_sets_and_removes_prefixed_annotations_only() {
     let fake = FakeKube::start().await.expect("fake");
     seed_preview(&fake);
-    let p = provider(&fake, &team_a());
-    let listed = p.list().await.expect("list");
+    let p = providers(&fake, &team_a());
+    let listed = list(&p).await;
     let web = find(&listed, "k8s:deployment/preview-123/web");
-    p.set_tags(
+    p.write_tags(
         web,
         &[(
             "ttl-notified-stage".into(),
             "48h@2026-11-25T00:00:00Z".into(),
         )],
+        &["cost-center".into()],
     )
     .await
-    .expect("set tags");
+    .expect("write tags");
 
     let stored = fake
         .get("deployments", Some("preview-123"), "web")
@@ -340,29 +376,43 @@ async fn set_tags_merges_prefixed_annotations() {
         annotations["ttl.governance.io/ttl-notified-stage"],
         "48h@2026-11-25T00:00:00Z"
     );
+    assert!(annotations.get("ttl.governance.io/cost-center").is_none());
     assert_eq!(
         annotations["ttl.governance.io/owner"], "a@b.io",
         "other annotations kept"
     );
-    let again = p.list().await.expect("list");
-    assert_eq!(
-        find(&again, "k8s:deployment/preview-123/web")
-            .tags
-            .get("ttl-notified-stage")
-            .map(String::as_str),
-        Some("48h@2026-11-25T00:00:00Z")
+    let mut want = eligible_tags();
+    want.remove("cost-center");
+    want.insert(
+        "ttl-notified-stage".into(),
+        "48h@2026-11-25T00:00:00Z".into(),
     );
-    // A namespace too, and nothing to write means no request.
+    let again = list(&p).await;
+    assert_eq!(find(&again, "k8s:deployment/preview-123/web").tags, want);
+
+    // A namespace too, whose unprefixed annotations stay; nothing to write means no request.
     let ns = find(&listed, "k8s:preview-123");
-    p.set_tags(ns, &[("ttl-notified-stage".into(), "24h@x".into())])
-        .await
-        .expect("set tags");
+    p.write_tags(
+        ns,
+        &[("ttl-notified-stage".into(), "24h@x".into())],
+        &["ttl".into()],
+    )
+    .await
+    .expect("write tags");
+    let stored = fake.get("namespaces", None, "preview-123").expect("ns");
+    let annotations = &stored["metadata"]["annotations"];
+    assert_eq!(annotations["ttl.governance.io/ttl-notified-stage"], "24h@x");
+    assert!(annotations.get("ttl.governance.io/ttl").is_none());
+    assert_eq!(annotations["unrelated.io/note"], "ignored");
+    let again = list(&p).await;
+    let ns_tags = &find(&again, "k8s:preview-123").tags;
     assert_eq!(
-        fake.get("namespaces", None, "preview-123").expect("ns")["metadata"]["annotations"]["ttl.governance.io/ttl-notified-stage"],
-        "24h@x"
+        ns_tags.get("ttl-notified-stage").map(String::as_str),
+        Some("24h@x")
     );
+    assert!(!ns_tags.contains_key("ttl"));
     let writes = fake.requests().iter().filter(|r| r.is_write()).count();
-    p.set_tags(ns, &[]).await.expect("no tags");
+    p.write_tags(ns, &[], &[]).await.expect("nothing to write");
     assert_eq!(
         fake.requests().iter().filter(|r| r.is_write()).count(),
         writes
@@ -373,15 +423,16 @@ async fn set_tags_merges_prefixed_annotations() {
 async fn remove_deployment_is_idempotent_and_state_follows() {
     let fake = FakeKube::start().await.expect("fake");
     seed_preview(&fake);
-    let p = provider(&fake, &team_a());
-    let listed = p.list().await.expect("list");
+    let p = providers(&fake, &team_a());
+    let listed = list(&p).await;
     let web = find(&listed, "k8s:deployment/preview-123/web");
     assert_eq!(
         p.state(web).await.expect("state"),
         State::Present("present".into())
     );
+    let guard = KeepGuard::default();
 
-    assert_eq!(p.remove(web).await.expect("remove"), Removal::Done);
+    assert_eq!(p.remove(web, &guard).await.expect("remove"), Removal::Done);
     assert!(
         fake.get("deployments", Some("preview-123"), "web")
             .is_none()
@@ -390,9 +441,14 @@ async fn remove_deployment_is_idempotent_and_state_follows() {
         fake.get("services", Some("preview-123"), "web").is_some(),
         "only that object"
     );
+    let asked = guard.asked();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].id, web.id);
+    assert_eq!(asked[0].tags, eligible_tags());
+    assert_eq!(asked[0].state.as_deref(), Some("present"));
     assert_eq!(p.state(web).await.expect("state"), State::Gone);
     assert_eq!(
-        p.remove(web).await.expect("second remove"),
+        p.remove(web, &guard).await.expect("second remove"),
         Removal::Done,
         "idempotent"
     );
@@ -402,24 +458,38 @@ async fn remove_deployment_is_idempotent_and_state_follows() {
         .filter(|r| r.method == "DELETE")
         .count();
     assert_eq!(deletes, 1, "the second remove found it gone on re-read");
+    assert_eq!(guard.asked().len(), 1, "and asked nobody");
 }
 
 #[tokio::test]
 async fn remove_namespace_cascades_and_is_pending_until_gone() {
     let fake = FakeKube::start().await.expect("fake");
     seed_preview(&fake);
-    let p = provider(&fake, &team_a());
-    let listed = p.list().await.expect("list");
+    let p = providers(&fake, &team_a());
+    let listed = list(&p).await;
     let ns = find(&listed, "k8s:preview-123");
     assert_eq!(
         p.state(ns).await.expect("state"),
         State::Present("Active".into())
     );
+    let guard = KeepGuard::default();
     assert_eq!(
-        p.remove(ns).await.expect("remove"),
+        p.remove(ns, &guard).await.expect("remove"),
         Removal::Pending {
             state: "Terminating".into()
         }
+    );
+    // The guard was asked about the namespace, then about every annotated object in it.
+    let mut asked: Vec<String> = guard.asked().into_iter().map(|a| a.id).collect();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            "k8s:configmap/preview-123/settings",
+            "k8s:deployment/preview-123/web",
+            "k8s:preview-123",
+            "k8s:service/preview-123/web",
+        ]
     );
     assert!(fake.get("namespaces", None, "preview-123").is_none());
     assert!(
@@ -432,49 +502,78 @@ async fn remove_namespace_cascades_and_is_pending_until_gone() {
         "other namespaces untouched"
     );
     assert_eq!(p.state(ns).await.expect("state"), State::Gone);
-    assert_eq!(p.remove(ns).await.expect("again"), Removal::Done);
+    assert_eq!(p.remove(ns, &guard).await.expect("again"), Removal::Done);
 }
 
 #[tokio::test]
-async fn remove_refuses_when_annotations_changed_since_listing() {
-    for (key, value, says) in [
-        ("environment", "prod", "production"),
-        ("data-class", "restricted", "never torn down"),
-        ("auto-teardown", "false", "not \"true\""),
-    ] {
-        let fake = FakeKube::start().await.expect("fake");
-        seed_preview(&fake);
-        let p = provider(&fake, &team_a());
-        let listed = p.list().await.expect("list");
-        let web = find(&listed, "k8s:deployment/preview-123/web");
-        // The owner re-annotates between plan and delete.
-        object(
-            &fake,
-            "Deployment",
-            "preview-123",
-            "web",
-            json!({"app": "web"}),
-            with(eligible(), key, value),
-        );
+async fn remove_asks_the_guard_about_the_annotations_as_they_are_now() {
+    let fake = FakeKube::start().await.expect("fake");
+    seed_preview(&fake);
+    let p = providers(&fake, &team_a());
+    let listed = list(&p).await;
+    let web = find(&listed, "k8s:deployment/preview-123/web");
+    assert!(!web.tags.contains_key("keep"));
+    // The owner re-annotates between plan and delete.
+    object(
+        &fake,
+        "Deployment",
+        "preview-123",
+        "web",
+        json!({"app": "web"}),
+        with(eligible(), "keep", "true"),
+    );
+    let guard = KeepGuard::default();
 
-        let e = p.remove(web).await.expect_err("refused");
-        assert!(!e.retryable, "{key}: a refusal is final");
-        assert_eq!(e.action, "delete");
-        assert_eq!(e.resource, "k8s:deployment/preview-123/web");
-        assert!(e.message.contains("refused"), "{e}");
-        assert!(e.message.contains(&format!("{PREFIX}{key}")), "{e}");
-        assert!(e.message.contains(says), "{e}");
-        assert!(
-            fake.get("deployments", Some("preview-123"), "web")
-                .is_some(),
-            "{key}: not deleted"
-        );
-        assert!(!fake.requests().iter().any(|r| r.method == "DELETE"));
-    }
+    let e = p.remove(web, &guard).await.expect_err("refused");
+    assert!(!e.retryable, "a refusal is final");
+    assert_eq!(e.action, "delete");
+    assert_eq!(e.resource, "k8s:deployment/preview-123/web");
+    assert_eq!(
+        e.message,
+        format!("refused: {KEPT} (annotations under {PREFIX}, re-read just before the delete)")
+    );
+    let asked = guard.asked();
+    assert_eq!(asked.len(), 1);
+    let mut now = eligible_tags();
+    now.insert("keep".into(), "true".into());
+    assert_eq!(asked[0].tags, now, "the re-read annotations");
+    assert_eq!(
+        asked[0].planned.as_ref(),
+        Some(&web.tags),
+        "and the planned ones"
+    );
+    assert!(
+        fake.get("deployments", Some("preview-123"), "web")
+            .is_some(),
+        "not deleted"
+    );
+    assert!(!fake.requests().iter().any(|r| r.method == "DELETE"));
+
+    // Another change: the guard sees it too, and lets the delete go on.
+    object(
+        &fake,
+        "Service",
+        "preview-123",
+        "web",
+        json!({"app": "web"}),
+        with(eligible(), "ttl", "30d"),
+    );
+    let service = find(&listed, "k8s:service/preview-123/web");
+    assert_eq!(
+        p.remove(service, &guard).await.expect("remove"),
+        Removal::Done
+    );
+    assert_eq!(
+        guard.asked_about(&service.id)[0]
+            .tags
+            .get("ttl")
+            .map(String::as_str),
+        Some("30d")
+    );
 }
 
 #[tokio::test]
-async fn remove_namespace_refuses_when_it_holds_a_protected_object() {
+async fn remove_namespace_refuses_when_the_guard_refuses_an_object_in_it() {
     let fake = FakeKube::start().await.expect("fake");
     seed_preview(&fake);
     // Outside the object selector, so not even listed: still it would die with the namespace.
@@ -484,36 +583,42 @@ async fn remove_namespace_refuses_when_it_holds_a_protected_object() {
         "preview-123",
         "keep-me",
         json!({"app": "db"}),
-        with(eligible(), "environment", "prod"),
+        with(eligible(), "keep", "true"),
     );
     let source = KubeSource {
         object_selector: "app=web".into(),
         ..team_a()
     };
-    let p = provider(&fake, &source);
-    let listed = p.list().await.expect("list");
+    let p = providers(&fake, &source);
+    let listed = list(&p).await;
+    assert!(listed.iter().all(|r| r.name != "keep-me"));
+    let guard = KeepGuard::default();
     let e = p
-        .remove(find(&listed, "k8s:preview-123"))
+        .remove(find(&listed, "k8s:preview-123"), &guard)
         .await
         .expect_err("refused");
     assert!(!e.retryable);
-    assert!(
-        e.message
-            .contains("contains k8s:configmap/preview-123/keep-me"),
-        "{e}"
+    assert_eq!(
+        e.message,
+        format!(
+            "refused: it contains k8s:configmap/preview-123/keep-me, whose {KEPT}; deleting the namespace would delete it"
+        )
     );
-    assert!(e.message.contains("production"), "{e}");
+    let contained = guard.asked_about("k8s:configmap/preview-123/keep-me");
+    assert_eq!(contained.len(), 1);
+    assert_eq!(contained[0].planned, None, "asked as a contained object");
     assert!(fake.get("namespaces", None, "preview-123").is_some());
     assert!(
         fake.get("configmaps", Some("preview-123"), "keep-me")
             .is_some()
     );
+    assert!(!fake.requests().iter().any(|r| r.method == "DELETE"));
 }
 
 #[tokio::test]
 async fn cluster_namespaces_are_never_deleted() {
     let fake = FakeKube::start().await.expect("fake");
-    // Even annotated as eligible, as if the whitelist had been misconfigured.
+    // Even annotated as eligible, as if the caller's rules had been misconfigured.
     for ns in ["kube-system", "default", "kube-public", "kube-node-lease"] {
         fake.insert(json!({
             "apiVersion": "v1", "kind": "Namespace",
@@ -529,8 +634,9 @@ async fn cluster_namespaces_are_never_deleted() {
         json!({}),
         eligible(),
     );
-    let p = provider(&fake, &KubeSource::default());
-    let listed = p.list().await.expect("list");
+    let p = providers(&fake, &KubeSource::default());
+    let listed = list(&p).await;
+    let guard = KeepGuard::default();
     for id in [
         "k8s:kube-system",
         "k8s:default",
@@ -538,7 +644,10 @@ async fn cluster_namespaces_are_never_deleted() {
         "k8s:kube-node-lease",
         "k8s:configmap/kube-system/coredns",
     ] {
-        let e = p.remove(find(&listed, id)).await.expect_err("refused");
+        let e = p
+            .remove(find(&listed, id), &guard)
+            .await
+            .expect_err("refused");
         assert!(!e.retryable, "{id}");
         assert!(e.message.contains("never deleted"), "{id}: {e}");
     }
@@ -546,63 +655,182 @@ async fn cluster_namespaces_are_never_deleted() {
         !fake.requests().iter().any(|r| r.method == "DELETE"),
         "refused before any request"
     );
+    assert!(guard.asked().is_empty(), "whatever the guard would say");
     assert!(fake.get("namespaces", None, "kube-system").is_some());
 }
 
 #[tokio::test]
-async fn api_errors_map_to_provider_errors() {
+async fn api_errors_map_to_provider_errors_and_listing_failures() {
     let fake = FakeKube::start().await.expect("fake");
     seed_preview(&fake);
-    let p = provider(&fake, &team_a());
-    let listed = p.list().await.expect("list");
+    let p = providers(&fake, &team_a());
+    let listed = list(&p).await;
     let web = find(&listed, "k8s:deployment/preview-123/web");
+    let guard = KeepGuard::default();
 
     // The object changed between the re-read and the delete: the precondition answers 409.
     fake.inject(Fault::new(409).method("DELETE").times(1));
-    let e = p.remove(web).await.expect_err("conflict");
+    let e = p.remove(web, &guard).await.expect_err("conflict");
     assert!(e.retryable, "the next attempt re-reads: {e}");
     assert!(e.message.contains("changed since it was re-read"), "{e}");
 
     fake.inject(Fault::new(403).method("DELETE").times(1));
-    let e = p.remove(web).await.expect_err("forbidden");
+    let e = p.remove(web, &guard).await.expect_err("forbidden");
     assert!(!e.retryable);
     assert!(e.message.starts_with("403 Forbidden"), "{e}");
 
+    // Namespaces cannot be listed: nothing is, every kind fails.
     fake.inject(Fault::new(500).resource("namespaces").times(1));
-    let e = p.list().await.expect_err("server error");
-    assert!(e.retryable);
-    assert_eq!(e.action, "list namespaces");
-    assert_eq!(e.resource, "k8s:dev-cluster");
-    assert!(e.message.starts_with("500 InternalError"), "{e}");
+    let listing = p.list().await;
+    assert!(listing.resources.is_empty());
+    let failed: Vec<&str> = listing.failures.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        failed,
+        [
+            "k8s-namespace",
+            "k8s-deployment",
+            "k8s-service",
+            "k8s-configmap"
+        ]
+    );
+    for f in &listing.failures {
+        assert!(f.error.retryable);
+        assert_eq!(f.error.action, "list k8s-namespace");
+        assert_eq!(f.error.resource, "k8s:dev-cluster");
+        assert!(
+            f.error.message.starts_with("500 InternalError"),
+            "{}",
+            f.error
+        );
+        assert_eq!(
+            f.scope,
+            Scope::Kubernetes {
+                cluster: "dev-cluster".into()
+            }
+        );
+    }
+
+    // One kind cannot be listed: only it fails, and it holds back what waits for it (namespaces
+    // wait for their objects, config maps for the deployments that mount them), nothing else.
+    fake.inject(
+        Fault::new(500)
+            .method("GET")
+            .resource("deployments")
+            .times(1),
+    );
+    let listing = p.list().await;
+    let failed: Vec<&str> = listing.failures.iter().map(|f| f.kind).collect();
+    assert_eq!(failed, ["k8s-deployment"]);
+    assert_eq!(listing.failures[0].error.action, "list k8s-deployment");
+    let ns = find(&listing.resources, "k8s:preview-123");
+    assert_eq!(
+        listing.blocking_failure(ns).map(|f| f.kind),
+        Some("k8s-deployment")
+    );
+    let settings = find(&listing.resources, "k8s:configmap/preview-123/settings");
+    assert_eq!(
+        listing.blocking_failure(settings).map(|f| f.kind),
+        Some("k8s-deployment")
+    );
+    let service = find(&listing.resources, "k8s:service/preview-123/web");
+    assert!(listing.blocking_failure(service).is_none());
+    assert!(listing.resources.iter().all(|r| r.kind != "k8s-deployment"));
 
     assert!(
         fake.get("deployments", Some("preview-123"), "web")
             .is_some(),
         "nothing deleted by failed calls"
     );
-    assert_eq!(p.remove(web).await.expect("works again"), Removal::Done);
+    assert_eq!(
+        p.remove(web, &guard).await.expect("works again"),
+        Removal::Done
+    );
 }
 
 #[tokio::test]
 async fn resources_of_another_cluster_are_refused() {
     let fake = FakeKube::start().await.expect("fake");
     seed_preview(&fake);
-    let p = provider(&fake, &team_a());
-    let mut web = find(
-        &p.list().await.expect("list"),
-        "k8s:deployment/preview-123/web",
-    )
-    .clone();
+    let p = providers(&fake, &team_a());
+    let mut web = find(&list(&p).await, "k8s:deployment/preview-123/web").clone();
     web.scope = Scope::Kubernetes {
         cluster: "prod-cluster".into(),
     };
-    let e = p.remove(&web).await.expect_err("wrong cluster");
+    let guard = KeepGuard::default();
+    let e = p.remove(&web, &guard).await.expect_err("wrong cluster");
     assert!(!e.retryable);
-    assert!(e.message.contains("k8s:prod-cluster"), "{e}");
+    assert!(
+        e.message
+            .contains("no configured scope for k8s:prod-cluster"),
+        "{e}"
+    );
+    // The cluster's scope itself refuses it too.
+    let e = scope(&fake, &team_a())
+        .remove(&web, &guard)
+        .await
+        .expect_err("wrong cluster");
+    assert!(e.message.contains("belongs to k8s:prod-cluster"), "{e}");
+    assert!(guard.asked().is_empty());
     assert!(
         fake.get("deployments", Some("preview-123"), "web")
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn get_reads_one_resource_as_list_describes_it() {
+    let fake = FakeKube::start().await.expect("fake");
+    seed_preview(&fake);
+    let p = providers(&fake, &team_a());
+    let listed = list(&p).await;
+    for id in [
+        "k8s:preview-123",
+        "k8s:deployment/preview-123/web",
+        "k8s:service/preview-123/web",
+        "k8s:configmap/preview-123/settings",
+    ] {
+        let want = find(&listed, id);
+        let got = p
+            .get(id)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(
+            (
+                got.kind,
+                &got.name,
+                &got.namespace,
+                &got.scope,
+                &got.tags,
+                &got.labels
+            ),
+            (
+                want.kind,
+                &want.name,
+                &want.namespace,
+                &want.scope,
+                &want.tags,
+                &want.labels
+            ),
+            "{id}"
+        );
+        assert_eq!(got.namespace_labels, want.namespace_labels, "{id}");
+        assert_eq!(got.state, want.state, "{id}");
+    }
+    for id in [
+        // Not listed: unannotated, outside the namespace selector, absent, unknown kind.
+        "k8s:configmap/preview-123/plain",
+        "k8s:other",
+        "k8s:deployment/other/api",
+        "k8s:deployment/preview-123/nope",
+        "k8s:nope",
+        "k8s:pod/preview-123/web",
+        // Not Kubernetes ids.
+        "arn:aws:s3:::preview-123",
+        "preview-123",
+    ] {
+        assert!(p.get(id).await.expect("get").is_none(), "{id}");
+    }
 }
 
 #[test]
