@@ -2,11 +2,18 @@
 //! test and stopped when the handle drops, plus a stateful fake Kubernetes API server that this
 //! project owns (no real kube-apiserver can be installed on our machines).
 //!
+//! For sinks that must refuse plaintext, [`securekafka`] puts tansu behind Debian's stunnel
+//! ([`stunnel`]) and/or [`saslgate`], a SASL gate of our own, with certificates from [`pki`].
+//!
 //! A service that cannot start is an error that says which service and why; tests never skip.
 
 pub mod fakekube;
 pub mod kafka;
 pub mod moto;
+pub mod pki;
 pub mod process;
 pub mod pushgateway;
+pub mod saslgate;
+pub mod securekafka;
 pub mod smtp;
+pub mod stunnel;

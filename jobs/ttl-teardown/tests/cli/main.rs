@@ -5,6 +5,7 @@
 mod demo;
 mod execute;
 mod harness;
+mod kafka_auth;
 mod notices;
 
 use std::path::{Path, PathBuf};

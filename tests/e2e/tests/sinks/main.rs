@@ -5,8 +5,10 @@
 
 mod clients;
 mod kafka;
+mod kafka_security;
 mod metrics;
 mod notify;
+mod pushgateway_security;
 
 use common::event::{Finding, ResultEvent, SCHEMA_VERSION, Severity, Status, Summary};
 
