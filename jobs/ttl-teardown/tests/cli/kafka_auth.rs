@@ -124,7 +124,7 @@ async fn execute_is_refused_when_the_audit_sink_refuses_our_credentials() {
         "deleted"
     );
     let audit = kafka
-        .consume_all("resource-deleted", 1000, Duration::from_secs(5))
+        .consume_all("resource-deleted", 1000, Duration::from_secs(10))
         .await
         .expect("consume through the front");
     let audit: Vec<Value> = audit
@@ -136,7 +136,7 @@ async fn execute_is_refused_when_the_audit_sink_refuses_our_credentials() {
         "the deletion was audited: {audit:?}"
     );
     let results = kafka
-        .consume_all("security-job-results", 10, Duration::from_secs(3))
+        .consume_all("security-job-results", 2, Duration::from_secs(10))
         .await
         .expect("consume");
     assert_eq!(results.len(), 1, "one result event, from the run that ran");
