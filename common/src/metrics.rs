@@ -5,6 +5,8 @@
 //! and `security_job_findings_total{job_name,severity}`; a job registers its own families on
 //! [`Metrics::registry_mut`]. The push is a `PUT` of the whole group to `/metrics/job/<job_name>`;
 //! a dry run pushes to `/metrics/job/<job_name>/mode/dry-run` so it never overwrites the real series.
+//! The push goes through a [`Pusher`] (rustls, an optional CA file, basic auth or a bearer token)
+//! that the harness builds before the run, so unreadable credentials refuse the run.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -16,7 +18,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::Error;
+use crate::config::{PushgatewayConfig, read_secret_file};
+use crate::error::error_chain;
 use crate::event::{Severity, Status};
 
 /// Buckets of `security_job_duration_seconds`, fixed by the platform.
@@ -154,33 +160,28 @@ impl Metrics {
     }
 
     /// `PUT`s the registry to the Pushgateway group of this job (and `mode=dry-run` for dry runs).
-    pub async fn push(
-        &self,
-        base_url: &str,
-        dry_run: bool,
-        timeout: Duration,
-    ) -> Result<(), Error> {
-        let mut url = format!("{base_url}/metrics/job/{}", self.job_name);
+    pub async fn push(&self, pusher: &Pusher, dry_run: bool) -> Result<(), Error> {
+        let mut url = format!("{}/metrics/job/{}", pusher.base_url, self.job_name);
         if dry_run {
             url.push_str("/mode/dry-run");
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::Push {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-        let response = client
+        let mut request = pusher
+            .client
             .put(&url)
             .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-            .body(self.encode())
-            .send()
-            .await
-            .map_err(|e| Error::Push {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
+            .body(self.encode());
+        request = match &pusher.auth {
+            Some(PushAuth::Basic { username, password }) => {
+                request.basic_auth(username, Some(password.expose_secret()))
+            }
+            Some(PushAuth::Bearer(token)) => request.bearer_auth(token.expose_secret()),
+            None => request,
+        };
+        // reqwest's errors name the URL and the cause, never the headers (credentials).
+        let response = request.send().await.map_err(|e| Error::Push {
+            url: url.clone(),
+            message: error_chain(&e),
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -190,6 +191,90 @@ impl Metrics {
             url,
             message: format!("{status}: {}", body.trim()),
         })
+    }
+}
+
+/// The Pushgateway client of a run, built before the run starts: the credentials are read from
+/// their files and the CA file is parsed then, so a missing Secret refuses the run instead of
+/// failing its last step.
+pub struct Pusher {
+    base_url: String,
+    client: reqwest::Client,
+    auth: Option<PushAuth>,
+}
+
+enum PushAuth {
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    Bearer(SecretString),
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.auth {
+            Some(PushAuth::Basic { .. }) => "basic",
+            Some(PushAuth::Bearer(_)) => "bearer",
+            None => "none",
+        };
+        f.debug_struct("Pusher")
+            .field("url", &self.base_url)
+            .field("auth", &auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pusher {
+    /// Reads the credential and CA files of `config` and builds the HTTP client (rustls; the
+    /// system's roots plus `ca_file`).
+    pub fn from_config(config: &PushgatewayConfig) -> Result<Self, Error> {
+        let problems = config.validate("pushgateway config");
+        if !problems.is_empty() {
+            return Err(Error::Config(problems));
+        }
+        let base_url = config.url.as_str().to_string();
+        let failed = |message: String| Error::Push {
+            url: base_url.clone(),
+            message,
+        };
+        let mut builder = reqwest::Client::builder().timeout(config.timeout.0);
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca).map_err(|source| Error::ReadFile {
+                path: ca.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| failed(format!("ca_file {}: {}", ca.display(), error_chain(&e))))?;
+            if certs.is_empty() {
+                return Err(failed(format!(
+                    "ca_file {}: no PEM certificate in it",
+                    ca.display()
+                )));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
+            .build()
+            .map_err(|e| failed(format!("http client: {}", error_chain(&e))))?;
+        let auth = match (&config.basic_auth, &config.bearer_token_file) {
+            (Some(basic), _) => Some(PushAuth::Basic {
+                username: basic.username.clone(),
+                password: read_secret_file(&basic.password_file)?,
+            }),
+            (None, Some(file)) => Some(PushAuth::Bearer(read_secret_file(file)?)),
+            (None, None) => None,
+        };
+        Ok(Pusher {
+            base_url,
+            client,
+            auth,
+        })
+    }
+
+    /// The Pushgateway's base URL.
+    pub fn url(&self) -> &str {
+        &self.base_url
     }
 }
 

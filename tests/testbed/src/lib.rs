@@ -2,6 +2,9 @@
 //! test and stopped when the handle drops, plus a stateful fake Kubernetes API server that this
 //! project owns (no real kube-apiserver can be installed on our machines).
 //!
+//! For sinks that must refuse plaintext, [`securekafka`] puts tansu behind Debian's stunnel
+//! ([`stunnel`]) and/or [`saslgate`], a SASL gate of our own, with certificates from [`pki`].
+//!
 //! A service that cannot start is an error that says which service and why; tests never skip.
 
 pub mod fakekube;
@@ -10,6 +13,10 @@ pub mod kafka;
 pub mod moto;
 pub mod openbao;
 pub mod postgres;
+pub mod pki;
 pub mod process;
 pub mod pushgateway;
+pub mod saslgate;
+pub mod securekafka;
 pub mod smtp;
+pub mod stunnel;

@@ -17,7 +17,7 @@ use crate::{repo_root, run, text};
 
 const ACCOUNT: &str = "123456789012";
 const NOW: &str = "2026-11-23T12:00:00Z";
-const TOPICS: [&str; 4] = [
+pub const TOPICS: [&str; 4] = [
     "security-job-results",
     "resource-expiring",
     "tag-violation",
@@ -187,7 +187,7 @@ impl Bed {
         out.group_id().expect("id").to_string()
     }
 
-    async fn instance_state(&self, id: &str) -> Option<InstanceStateName> {
+    pub async fn instance_state(&self, id: &str) -> Option<InstanceStateName> {
         let out = self
             .ec2
             .describe_instances()

@@ -6,6 +6,7 @@ mod demo;
 mod execute;
 mod harness;
 mod lock;
+mod kafka_auth;
 mod notices;
 
 use std::path::{Path, PathBuf};

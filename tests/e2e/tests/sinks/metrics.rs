@@ -1,7 +1,8 @@
 use std::time::Duration;
 
+use common::config::{HttpUrl, PushgatewayConfig};
 use common::event::{Severity, Status};
-use common::metrics::Metrics;
+use common::metrics::{Metrics, Pusher};
 use testbed::pushgateway::Pushgateway;
 
 #[tokio::test]
@@ -16,15 +17,15 @@ async fn metrics_read_back_from_the_pushgateway_carry_names_labels_and_values() 
         completed,
         &[(Severity::Critical, 3), (Severity::Ok, 5)],
     );
-    real.push(&pgw.url(), false, Duration::from_secs(5))
-        .await
-        .expect("pushed");
+    let pusher = Pusher::from_config(&PushgatewayConfig::new(
+        HttpUrl::parse(&pgw.url()).expect("url"),
+    ))
+    .expect("pusher");
+    real.push(&pusher, false).await.expect("pushed");
 
     let dry = Metrics::new("cert-check");
     dry.record_run(Status::Success, Duration::from_secs(1), completed, &[]);
-    dry.push(&pgw.url(), true, Duration::from_secs(5))
-        .await
-        .expect("pushed");
+    dry.push(&pusher, true).await.expect("pushed");
 
     let real_group = [("job", "cert-check")];
     let runs = pgw
@@ -104,12 +105,12 @@ async fn metrics_read_back_from_the_pushgateway_carry_names_labels_and_values() 
 async fn a_push_to_a_dead_pushgateway_is_an_error_not_a_panic() {
     let port = testbed::process::free_port().expect("port");
     let m = Metrics::new("x");
+    let config = PushgatewayConfig {
+        timeout: common::config::HumanDuration(Duration::from_secs(2)),
+        ..PushgatewayConfig::new(HttpUrl::parse(&format!("http://127.0.0.1:{port}")).expect("url"))
+    };
     let err = m
-        .push(
-            &format!("http://127.0.0.1:{port}"),
-            false,
-            Duration::from_secs(2),
-        )
+        .push(&Pusher::from_config(&config).expect("pusher"), false)
         .await
         .expect_err("nobody listens");
     assert!(
