@@ -44,15 +44,13 @@ The image, by digest when one is given (it wins over the tag).
 {{- end -}}
 
 {{/*
-A job's settings: jobDefaults with every key the job's block sets replacing the default's key.
-`set` keeps zero values (0, false, ""), which mergeOverwrite would drop.
+A job's settings: the job's block deep-merged over jobDefaults (maps key by key, lists and
+scalars replaced), keeping zero values (0, false, "") that mergeOverwrite would drop.
 Call with (dict "root" $ "name" $name "job" $job); returns YAML (use fromYaml).
 */}}
 {{- define "governance-jobs.settings" -}}
 {{- $s := deepCopy .root.Values.jobDefaults -}}
-{{- range $k, $v := .job -}}
-{{- $_ := set $s $k $v -}}
-{{- end -}}
+{{- include "governance-jobs.mergeInto" (dict "dst" $s "src" .job) -}}
 {{- if not $s.binary -}}
 {{- $_ := set $s "binary" .name -}}
 {{- end -}}
