@@ -110,6 +110,19 @@ def test_the_job_binaries_accept_the_rendered_configs(tmp_path, profile):
             # Ran: a real (dry) run of a read-only job against nothing; it got past its config.
             assert c["command"][0] == "certificate-checker" and out.returncode in (0, 1), (cj["metadata"]["name"], out.returncode, said)
         checked += 1
+        if c["command"][0] == "ttl-teardown":
+            # And a dry run over an empty offline inventory: prepare (the job's own validation,
+            # the whitelist, the snooze keys) runs on the rendered files, then nothing to do.
+            empty = tmp_path / "empty-inventory.yaml"
+            empty.write_text("resources: []\n")
+            dry = [a for a in args if a != "--execute"] + ["--inventory", str(empty)]
+            out = run([str(binary("ttl-teardown")), *dry], env=env, cwd=tmp_path)
+            assert "invalid config" not in out.stderr, (cj["metadata"]["name"], out.stderr)
+            if out.returncode == 2:
+                assert "cannot read snooze keys" in out.stderr, (cj["metadata"]["name"], out.stderr)
+            else:
+                # 1: the metrics could not be pushed (nothing listens); the run itself succeeded.
+                assert out.returncode == 1 and '"status": "success"' in out.stdout, (out.returncode, out.stdout, out.stderr)
         if (config.parent / "whitelist.yaml").exists():
             check = run([str(binary("whitelist")), "check", str(config.parent / "whitelist.yaml")], env=env)
             assert check.returncode == 0, check.stdout + check.stderr

@@ -10,6 +10,7 @@ use common::harness::{CommonArgs, Job, JobError, Report, RunContext};
 use common::metrics::{Labels, Metrics};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde_json::json;
 
 use crate::config::TtlConfig;
@@ -41,6 +42,8 @@ pub struct TtlTeardown {
     inventory: Option<PathBuf>,
     cost_avoided: Family<Labels, Counter<f64, AtomicU64>>,
     deleted: Family<Labels, Counter>,
+    /// Resources of the run's plan per outcome (the cost dashboard's "tag violations blocked").
+    by_outcome: Family<Labels, Gauge>,
 }
 
 impl Job for TtlTeardown {
@@ -117,6 +120,7 @@ impl Job for TtlTeardown {
             inventory,
             cost_avoided: Family::default(),
             deleted: Family::default(),
+            by_outcome: Family::default(),
         })
     }
 
@@ -135,6 +139,11 @@ impl Job for TtlTeardown {
             "ttl_resources_deleted",
             "Resources deleted (planned, in a dry run)",
             self.deleted.clone(),
+        );
+        registry.register(
+            "ttl_resources_by_outcome",
+            "Resources of the run's plan by outcome (protected, tag-violation, ineligible, nothing, warn, delete, held)",
+            self.by_outcome.clone(),
         );
     }
 
@@ -187,6 +196,38 @@ async fn take_lock(ctx: &RunContext<'_, TtlConfig>, live: &Live) -> Result<RunLo
 }
 
 impl TtlTeardown {
+    /// Sets `ttl_resources_by_outcome` from the plan; every outcome gets a series, zeros included,
+    /// so a dashboard shows 0 rather than nothing.
+    fn count_outcomes(&self, plan: &Plan) {
+        const OUTCOMES: [&str; 7] = [
+            "protected",
+            "tag-violation",
+            "ineligible",
+            "nothing",
+            "warn",
+            "delete",
+            "held",
+        ];
+        let mut counts = [0i64; OUTCOMES.len()];
+        for item in &plan.items {
+            let i = match &item.outcome {
+                Outcome::Protected(_) => 0,
+                Outcome::Violation(_) => 1,
+                Outcome::Ineligible(_) => 2,
+                Outcome::Nothing(_) => 3,
+                Outcome::Warn(_) => 4,
+                Outcome::Delete(_) => 5,
+                Outcome::Held(..) => 6,
+            };
+            counts[i] += 1;
+        }
+        for (outcome, n) in OUTCOMES.iter().zip(counts) {
+            self.by_outcome
+                .get_or_create(&vec![("outcome".to_string(), (*outcome).to_string())])
+                .set(n);
+        }
+    }
+
     async fn run_with(
         &self,
         ctx: &RunContext<'_, TtlConfig>,
@@ -218,6 +259,7 @@ impl TtlTeardown {
             now,
         };
         let plan = plan::plan(resources, &rules);
+        self.count_outcomes(&plan);
         report.total_checked = plan.items.len() as u64;
         report.findings = plan.items.iter().filter_map(plan::Item::finding).collect();
         report.details = details(&plan);
