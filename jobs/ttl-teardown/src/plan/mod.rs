@@ -236,6 +236,34 @@ fn protection(r: &Resource, rules: &Rules<'_>) -> Option<Protected> {
 }
 
 impl Outcome {
+    /// Every outcome's [`name`](Outcome::name), for metrics that show zeros too.
+    pub const NAMES: [&'static str; 9] = [
+        "protected",
+        "tag-violation",
+        "ineligible",
+        "nothing",
+        "warn",
+        "delete",
+        "held",
+        "part",
+        "with-owner",
+    ];
+
+    /// A stable kebab-case name of the outcome, for metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Protected(_) => "protected",
+            Outcome::Violation(_) => "tag-violation",
+            Outcome::Ineligible(_) => "ineligible",
+            Outcome::Nothing(_) => "nothing",
+            Outcome::Warn(_) => "warn",
+            Outcome::Delete(_) => "delete",
+            Outcome::Held(..) => "held",
+            Outcome::Part { .. } => "part",
+            Outcome::WithOwner(_) => "with-owner",
+        }
+    }
+
     /// Tags and decision, when tags are valid.
     pub fn tags_and_decision(&self) -> Option<(&ResourceTags, &Decision)> {
         match self {

@@ -127,6 +127,50 @@ async fn the_event_on_kafka_equals_the_printed_one_and_metrics_reach_the_pushgat
         .expect("query")
         .expect("deleted counter");
     assert_eq!(deleted.value, 1.0);
+
+    // Every resource of the plan is counted under exactly one outcome; the one tag violation
+    // (its event above) is "blocked".
+    let mut outcomes = 0.0;
+    for outcome in [
+        "protected",
+        "tag-violation",
+        "ineligible",
+        "nothing",
+        "warn",
+        "delete",
+        "held",
+    ] {
+        let n = pgw
+            .find_metric(&group, "ttl_resources_by_outcome", &[("outcome", outcome)])
+            .await
+            .expect("query")
+            .unwrap_or_else(|| panic!("ttl_resources_by_outcome{{outcome={outcome:?}}}"));
+        assert_eq!(n.metric_type, "GAUGE");
+        if outcome == "tag-violation" {
+            assert_eq!(n.value, 1.0, "{outcome}");
+        }
+        outcomes += n.value;
+    }
+    assert_eq!(outcomes, printed.summary.total_checked as f64);
+
+    // The run succeeded, so its success time went to the success group of the dry run.
+    let success = pgw
+        .find_metric(
+            &[
+                ("job", "ttl-teardown"),
+                ("mode", "dry-run"),
+                ("outcome", "success"),
+            ],
+            "security_job_last_success_timestamp_seconds",
+            &[("job_name", "ttl-teardown")],
+        )
+        .await
+        .expect("query")
+        .expect("last success gauge");
+    assert_eq!(
+        success.value,
+        printed.completed_at.as_millisecond() as f64 / 1000.0
+    );
 }
 
 #[tokio::test]

@@ -6,8 +6,8 @@
 
 mod clients;
 mod kafka;
-mod lock;
 mod kafka_security;
+mod lock;
 mod metrics;
 mod notify;
 mod pushgateway_security;
