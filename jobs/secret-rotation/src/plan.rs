@@ -139,6 +139,8 @@ pub fn plan(
                     }
                 }
             };
+            // Only a secret that is not being rotated needs telling.
+            let notice = notice && matches!(action, Action::Notice | Action::Manual);
             Planned {
                 item,
                 journal,

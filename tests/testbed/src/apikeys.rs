@@ -201,7 +201,14 @@ fn respond(
     state
         .requests
         .push((method.to_string(), uri.path().to_string()));
-    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    // Path segments percent-decoded, as a real server routes them.
+    let decoded: Vec<String> = uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     if let (["v1", "whoami"], &Method::GET) = (segments.as_slice(), method) {
         let presented = headers
             .get("x-api-key")

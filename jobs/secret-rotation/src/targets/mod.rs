@@ -214,9 +214,7 @@ fn value_of<'a>(t: &Target, data: &'a Data, value_field: &str) -> Result<&'a str
 
 /// An `application/x-www-form-urlencoded` body (reqwest's `form` feature stays off).
 pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-    };
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, ESCAPED).to_string();
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -224,7 +222,15 @@ pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// What a URL path segment or form value must escape: everything but RFC 3986's unreserved
+/// characters.
+const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A path segment, percent-encoded.
 pub(crate) fn segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(s, ESCAPED).to_string()
 }
