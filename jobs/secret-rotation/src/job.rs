@@ -294,7 +294,7 @@ impl Job for SecretRotation {
             horizon: job.forced_horizon.0,
             overdue_after: job.overdue_after.0,
         };
-        let mut lines = plan::plan(items, &policies, &job.caps, mode, now);
+        let mut lines = plan::plan(items, &policies, mode, now);
         let classify_seconds = classify_started.elapsed().as_secs_f64();
 
         // Consumers of what will rotate (in dry runs too: the plan names them).
@@ -357,6 +357,8 @@ impl Job for SecretRotation {
                 Err(e) => l.action = Action::Problem(format!("finding consumers: {e}")),
             }
         }
+
+        plan::cap(&mut lines, &job.caps);
 
         // Due events go out in dry runs too (marked): the platform sees what is coming.
         for l in &lines {

@@ -78,17 +78,9 @@ pub struct Mode {
     pub overdue_after: Duration,
 }
 
-/// Decides every secret's action. Interrupted rotations come first (they hold consumers
-/// between two values), then due ones most overdue first; past `caps.max_rotations_per_run`
-/// the rest are deferred to the next run.
-pub fn plan(
-    items: Vec<Item>,
-    policies: &Policies,
-    caps: &Caps,
-    mode: Mode,
-    now: Timestamp,
-) -> Vec<Planned> {
-    let mut lines: Vec<Planned> = items
+/// Decides every secret's action (before the cap, see [`cap`]).
+pub fn plan(items: Vec<Item>, policies: &Policies, mode: Mode, now: Timestamp) -> Vec<Planned> {
+    items
         .into_iter()
         .map(|item| {
             let journal = item
@@ -149,9 +141,14 @@ pub fn plan(
                 notice,
             }
         })
-        .collect();
+        .collect()
+}
 
-    // The cap: resumes first, then the longest overdue.
+/// The cap on rotations per run: interrupted rotations first (they hold consumers between two
+/// values), then the longest overdue; past `caps.max_rotations_per_run` the rest are deferred to
+/// the next run. Applied after the consumers were checked, so a rotation refused for its
+/// consumers takes no one's place.
+pub fn cap(lines: &mut [Planned], caps: &Caps) {
     let mut order: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].rotates()).collect();
     order.sort_by_key(|&i| {
         let l = &lines[i];
@@ -167,7 +164,6 @@ pub fn plan(
             caps.max_rotations_per_run
         ));
     }
-    lines
 }
 
 #[cfg(test)]
@@ -259,7 +255,6 @@ mod tests {
                 ),
             ],
             &policies,
-            &Caps::default(),
             mode(false),
             now(),
         );
@@ -286,7 +281,7 @@ mod tests {
             max_rotations_per_run: 2,
             max_restarts_per_wave: 1,
         };
-        let lines = plan(
+        let mut lines = plan(
             vec![
                 item("a", SecretType::ApiKey, 31, &[]),
                 item("b", SecretType::ApiKey, 60, &[]),
@@ -298,10 +293,10 @@ mod tests {
                 ),
             ],
             &policies,
-            &caps,
             mode(false),
             now(),
         );
+        cap(&mut lines, &caps);
         assert_eq!(lines[2].action, Action::Resume(Step::Set));
         assert_eq!(
             lines[1].action,
@@ -324,9 +319,9 @@ mod tests {
                 item("db", SecretType::DatabasePassword, 5, &[]),
             ]
         };
-        let weekly = plan(items(), &policies, &Caps::default(), mode(false), now());
+        let weekly = plan(items(), &policies, mode(false), now());
         assert_eq!(weekly[0].action, Action::None);
-        let forced = plan(items(), &policies, &Caps::default(), mode(true), now());
+        let forced = plan(items(), &policies, mode(true), now());
         assert_eq!(
             forced[0].action,
             Action::Rotate,
@@ -352,7 +347,6 @@ mod tests {
                 ),
             ],
             &policies,
-            &Caps::default(),
             mode(true),
             now(),
         );

@@ -487,7 +487,7 @@ impl Rotation<'_, '_> {
                 Step::Restart => {
                     let version = self.promoted_version(Step::Restart)?;
                     let marker = Self::marker(version, &self.rotation_id);
-                    self.restart_all(&marker)
+                    self.restart_all(&marker, false)
                         .await
                         .map_err(|reason| Stop::Rollback {
                             step: Step::Restart,
@@ -657,25 +657,42 @@ impl Rotation<'_, '_> {
         Ok(())
     }
 
-    async fn restart_all(&mut self, marker: &str) -> Result<(), String> {
+    /// Restarts the consumers for `marker` in waves, each wave verified before the next. On the
+    /// way forward the first failure stops (and triggers the rollback); a rollback
+    /// (`best_effort`) restarts every consumer whatever fails, and reports what did.
+    async fn restart_all(&mut self, marker: &str, best_effort: bool) -> Result<(), String> {
         if self.consumers.is_empty() {
             return Ok(());
         }
         let kube = self.env.kube.ok_or("no kubernetes access configured")?;
         let consumers = self.consumers.clone();
+        let mut problems = Vec::new();
         for wave in consumers.chunks(self.env.wave.max(1)) {
+            let mut restarted = Vec::new();
             for w in wave {
                 self.ctx.check_lock().map_err(|e| e.to_string())?;
-                let patched = kube
-                    .restart(w, marker, self.ctx.clock.now())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(secret = %self.decl.name, consumer = %w, patched, "consumer restarted");
+                match kube.restart(w, marker, self.ctx.clock.now()).await {
+                    Ok(patched) => {
+                        tracing::info!(secret = %self.decl.name, consumer = %w, patched, "consumer restarted");
+                        restarted.push(w.clone());
+                    }
+                    Err(e) if best_effort => problems.push(e.to_string()),
+                    Err(e) => return Err(e.to_string()),
+                }
             }
-            kube.verify(wave).await.map_err(|e| e.to_string())?;
-            tracing::info!(secret = %self.decl.name, wave = ?wave.iter().map(ToString::to_string).collect::<Vec<_>>(), "wave verified");
+            match kube.verify(&restarted).await {
+                Ok(()) => {
+                    tracing::info!(secret = %self.decl.name, wave = ?restarted.iter().map(ToString::to_string).collect::<Vec<_>>(), "wave verified");
+                }
+                Err(e) if best_effort => problems.push(e.to_string()),
+                Err(e) => return Err(e.to_string()),
+            }
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     async fn drop_pending(&self, step: Step) -> Result<(), Stop> {
@@ -842,7 +859,7 @@ impl Rotation<'_, '_> {
                 problems.push(format!("kubernetes secrets: {e}"));
             }
             let marker = Self::marker(v, &self.rotation_id);
-            if let Err(e) = self.restart_all(&marker).await {
+            if let Err(e) = self.restart_all(&marker, true).await {
                 problems.push(format!("consumers: {e}"));
             }
         }

@@ -173,7 +173,11 @@ impl Bed {
     /// `--config`, then `--now NOW --output json --log-format json` unless `extra` sets them.
     pub fn args<'a>(config: &'a Path, execute: bool, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec!["--config", config.to_str().expect("utf-8")];
-        for (flag, value) in [("--now", NOW), ("--output", "json"), ("--log-format", "json")] {
+        for (flag, value) in [
+            ("--now", NOW),
+            ("--output", "json"),
+            ("--log-format", "json"),
+        ] {
             if !extra.contains(&flag) {
                 args.extend([flag, value]);
             }
