@@ -954,6 +954,29 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/secret-rotation.yaml");
+        let c: common::config::JobConfig<RotationConfig> =
+            common::config::load_job_config(&path).expect("examples/secret-rotation.yaml");
+        assert!(
+            c.job.validate(&c.aws.regions).is_empty(),
+            "{:?}",
+            c.job.validate(&c.aws.regions)
+        );
+        assert_eq!(c.job.secrets.len(), 5);
+        let kinds: Vec<&str> = c
+            .job
+            .secrets
+            .iter()
+            .filter_map(|s| s.target.as_ref().map(TargetRef::kind))
+            .collect();
+        assert_eq!(kinds, ["api-key-issuer", "postgres", "keycloak", "rds"]);
+        assert!(!c.job.policies()[&SecretType::EncryptionKey].auto);
+        assert_eq!(c.job.discover.len(), 1);
+    }
+
+    #[test]
     fn vault_paths_split_mount_and_path() {
         let p = VaultPath::parse("secret/apps/pay/key").expect("valid");
         assert_eq!(

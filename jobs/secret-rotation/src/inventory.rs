@@ -267,7 +267,8 @@ struct OfflineRecord {
     #[serde(rename = "type")]
     kind: SecretType,
     owner: Email,
-    vault: VaultPath,
+    // Text, parsed after: serde's untagged VaultPath form buffers every value (slow at 100k).
+    vault: String,
     #[serde(default)]
     created_time: Option<Timestamp>,
     #[serde(default)]
@@ -287,6 +288,8 @@ pub fn load_offline(path: &Path) -> Result<Vec<Item>, String> {
         }
         let r: OfflineRecord =
             serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let vault = VaultPath::parse(&r.vault)
+            .map_err(|e| format!("{}:{}: vault: {e}", path.display(), n + 1))?;
         let meta = Metadata {
             current_version: 1,
             versions: BTreeMap::from([(
@@ -309,7 +312,7 @@ pub fn load_offline(path: &Path) -> Result<Vec<Item>, String> {
                 name: r.name,
                 kind: r.kind,
                 owner: r.owner,
-                vault: r.vault,
+                vault,
                 field: None,
                 length: None,
                 target: None,

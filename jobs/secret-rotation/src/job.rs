@@ -68,7 +68,12 @@ pub struct SecretRotation {
     vault_token: Option<SecretString>,
     vault_ca: Option<Vec<u8>>,
     credentials: Credentials,
-    offline: Option<Vec<Item>>,
+    /// The `--offline` snapshot, taken (not copied) by the one run of the process.
+    offline: std::sync::Mutex<Option<Vec<Item>>>,
+    /// Whether the run classifies an offline snapshot.
+    is_offline: bool,
+    /// How long reading the offline file took (for the bench's figure).
+    offline_load_seconds: f64,
     age: GaugeF,
     due: GaugeF,
     last_success: GaugeF,
@@ -143,12 +148,14 @@ impl Job for SecretRotation {
                 "--offline classifies a snapshot and changes nothing: it cannot be combined with --execute"
             );
         }
+        let load_started = std::time::Instant::now();
         let offline = match &args.offline {
             Some(path) => {
                 Some(inventory::load_offline(path).map_err(|e| anyhow::anyhow!("--offline: {e}"))?)
             }
             None => None,
         };
+        let offline_load_seconds = load_started.elapsed().as_secs_f64();
         let mut credentials = Credentials::default();
         let mut vault_token = None;
         let mut vault_ca = None;
@@ -210,7 +217,9 @@ impl Job for SecretRotation {
             vault_token,
             vault_ca,
             credentials,
-            offline,
+            is_offline: offline.is_some(),
+            offline: std::sync::Mutex::new(offline),
+            offline_load_seconds,
             age: Family::default(),
             due: Family::default(),
             last_success: Family::default(),
@@ -267,8 +276,8 @@ impl Job for SecretRotation {
         let now = ctx.clock.now();
         let policies = job.policies();
         let mut report = Report::default();
-        let vault = match (&self.offline, &job.vault, &self.vault_token) {
-            (None, Some(v), Some(token)) => Some(
+        let vault = match (self.is_offline, &job.vault, &self.vault_token) {
+            (false, Some(v), Some(token)) => Some(
                 Vault::new(
                     v.address.as_str(),
                     token.clone(),
@@ -279,9 +288,14 @@ impl Job for SecretRotation {
             ),
             _ => None,
         };
-        let classify_started = std::time::Instant::now();
-        let items = match (&self.offline, &vault) {
-            (Some(items), _) => items.clone(),
+        let collect_started = std::time::Instant::now();
+        let snapshot = self
+            .offline
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let items = match (snapshot, &vault) {
+            (Some(items), _) => items,
             (None, Some(vault)) => {
                 let (items, errors) = inventory::collect(vault, job, &ctx.config.aws.regions).await;
                 report.errors.extend(errors);
@@ -289,6 +303,8 @@ impl Job for SecretRotation {
             }
             (None, None) => Vec::new(),
         };
+        let collect_seconds = collect_started.elapsed().as_secs_f64();
+        let classify_started = std::time::Instant::now();
         let mode = Mode {
             forced: self.args.forced,
             horizon: job.forced_horizon.0,
@@ -360,8 +376,9 @@ impl Job for SecretRotation {
 
         plan::cap(&mut lines, &job.caps);
 
-        // Due events go out in dry runs too (marked): the platform sees what is coming.
-        for l in &lines {
+        // Due events go out in dry runs too (marked): the platform sees what is coming. Not for
+        // an offline snapshot, which is a what-if report, not the state of Vault now.
+        for l in lines.iter().filter(|_| !self.is_offline) {
             if let Some(c) = &l.class
                 && c.phase >= Phase::Notice
                 && !matches!(l.action, Action::Problem(_))
@@ -384,7 +401,7 @@ impl Job for SecretRotation {
         }
 
         let mut outcomes: BTreeMap<usize, Outcome> = BTreeMap::new();
-        let mut noticed: Vec<usize> = Vec::new();
+        let mut noticed = std::collections::BTreeSet::new();
         let mut stop: Option<String> = None;
         if !ctx.dry_run
             && let Some(vault) = &vault
@@ -444,7 +461,7 @@ impl Job for SecretRotation {
                     match crate::notices::send(ctx, vault, l).await {
                         Ok(alert) => {
                             report.alerts_sent.push(alert);
-                            noticed.push(i);
+                            noticed.insert(i);
                         }
                         Err((alert, e)) => {
                             report.alerts_sent.extend(alert);
@@ -465,10 +482,17 @@ impl Job for SecretRotation {
         report
             .details
             .insert("classify_seconds".into(), json!(classify_seconds));
-        report.details.insert(
-            "offline".into(),
-            json!(self.args.offline.as_ref().map(|p| p.display().to_string())),
-        );
+        report
+            .details
+            .insert("collect_seconds".into(), json!(collect_seconds));
+        if let Some(p) = &self.args.offline {
+            report
+                .details
+                .insert("offline".into(), json!(p.display().to_string()));
+            report
+                .details
+                .insert("load_seconds".into(), json!(self.offline_load_seconds));
+        }
         if let Some(why) = stop {
             return Err(JobError::Abort {
                 reason: why,
@@ -614,7 +638,7 @@ impl SecretRotation {
         ctx: &RunContext<'_, RotationConfig>,
         lines: &[Planned],
         outcomes: &BTreeMap<usize, Outcome>,
-        noticed: &[usize],
+        noticed: &std::collections::BTreeSet<usize>,
         consumers: &BTreeMap<usize, Vec<Workload>>,
         report: &mut Report,
     ) {
@@ -670,14 +694,17 @@ impl SecretRotation {
                     .with("age_days", c.age_days())
                     .with("due_at", c.due_at.to_string())
                     .with("state", c.phase.as_str());
-                let labels: Labels = vec![
-                    ("secret".into(), d.name.clone()),
-                    ("type".into(), d.kind.as_str().into()),
-                ];
-                self.age.get_or_create(&labels).set(c.age.as_secs_f64());
-                self.due
-                    .get_or_create(&labels)
-                    .set(c.due_at.as_second() as f64);
+                // An offline snapshot is not the platform's state now: no per-secret series.
+                if !self.is_offline {
+                    let labels: Labels = vec![
+                        ("secret".into(), d.name.clone()),
+                        ("type".into(), d.kind.as_str().into()),
+                    ];
+                    self.age.get_or_create(&labels).set(c.age.as_secs_f64());
+                    self.due
+                        .get_or_create(&labels)
+                        .set(c.due_at.as_second() as f64);
+                }
             }
             if let Some(t) = &d.target {
                 f = f.with("target", t.kind());
@@ -701,17 +728,17 @@ impl SecretRotation {
                 Some(Result_::Rotated { .. }) => Some(ctx.clock.now()),
                 _ => l.journal.last_rotated,
             };
-            if let Some(t) = last_success {
+            if let Some(t) = last_success.filter(|_| !self.is_offline) {
                 self.last_success
                     .get_or_create(&vec![("secret".into(), d.name.clone())])
                     .set(t.as_second() as f64);
             }
             report.findings.push(f);
         }
-        for (result, n) in by_result {
+        for (result, n) in &by_result {
             self.rotations
-                .get_or_create(&vec![("result".into(), result.into())])
-                .set(n);
+                .get_or_create(&vec![("result".into(), (*result).into())])
+                .set(*n);
         }
         for step in Step::ROTATION
             .iter()
@@ -727,25 +754,7 @@ impl SecretRotation {
                 .cmp(&a.severity)
                 .then_with(|| a.resource.cmp(&b.resource))
         });
-        report.details.insert(
-            "by_result".into(),
-            json!(self.rotations_snapshot(lines, outcomes, noticed, ctx.dry_run)),
-        );
-    }
-
-    fn rotations_snapshot(
-        &self,
-        lines: &[Planned],
-        outcomes: &BTreeMap<usize, Outcome>,
-        noticed: &[usize],
-        dry_run: bool,
-    ) -> BTreeMap<&'static str, usize> {
-        let mut m = BTreeMap::new();
-        for (i, l) in lines.iter().enumerate() {
-            let (result, ..) = describe(dry_run, l, outcomes.get(&i), noticed.contains(&i));
-            *m.entry(result).or_default() += 1;
-        }
-        m
+        report.details.insert("by_result".into(), json!(by_result));
     }
 }
 

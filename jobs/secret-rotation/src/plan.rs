@@ -150,14 +150,15 @@ pub fn plan(items: Vec<Item>, policies: &Policies, mode: Mode, now: Timestamp) -
 /// consumers takes no one's place.
 pub fn cap(lines: &mut [Planned], caps: &Caps) {
     let mut order: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].rotates()).collect();
-    order.sort_by_key(|&i| {
+    let key = |i: usize| {
         let l = &lines[i];
         (
             !matches!(l.action, Action::Resume(_)),
             l.class.map(|c| c.due_at),
-            l.item.decl.name.clone(),
+            l.item.decl.name.as_str(),
         )
-    });
+    };
+    order.sort_by(|&a, &b| key(a).cmp(&key(b)));
     for &i in order.iter().skip(caps.max_rotations_per_run) {
         lines[i].action = Action::Deferred(format!(
             "job.caps.max_rotations_per_run ({}) reached",
