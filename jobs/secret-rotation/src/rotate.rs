@@ -9,8 +9,9 @@
 //! - after it (a Secret that cannot be written, a rollout that fails or times out): **rollback**:
 //!   the target restored, Vault written back to the previous version's data, the Secrets back,
 //!   the consumers restarted again, the rotation marked failed;
-//! - a restore that itself fails leaves the journal in progress, so the next run resumes and
-//!   finishes (rather than forgetting a target that holds a value Vault does not).
+//! - a restore (or a rollback of the target, Vault or a Secret) that itself fails leaves the
+//!   journal in progress, so the next run resumes and finishes it (rather than forgetting a
+//!   target that holds a value Vault does not).
 //!
 //! Every failure tells the owner and on-call, and publishes `secret-rotation-failed`.
 
@@ -62,7 +63,8 @@ pub enum Result_ {
         step: Step,
         /// Why.
         reason: String,
-        /// Whether a rollback ran (the failure came after Vault was written) and completed.
+        /// Whether a rollback ran (the failure came after Vault was written), and whether every
+        /// consumer came back up on the old value.
         rolled_back: Option<bool>,
     },
     /// Stopped half-way and left in progress for the next run (a restore that failed, a lost
@@ -785,7 +787,10 @@ impl Rotation<'_, '_> {
         event["phase"] = json!("outcome");
         event["step"] = json!(step.as_str());
         event["reason"] = json!(reason);
-        event["rolled_back"] = json!(rolled_back);
+        event["rolled_back"] = json!(rolled_back.is_some());
+        if let Some(recovered) = rolled_back {
+            event["consumers_recovered"] = json!(recovered);
+        }
         if let Err(Stop::Audit(why)) = self.emit("secret-rotation-failed", event).await {
             self.outcome.audit_failure = Some(why);
         }
@@ -854,22 +859,38 @@ impl Rotation<'_, '_> {
                 None
             }
         };
-        if let Some(v) = restored_version {
-            if let Err(e) = self.propagate(&old, v, Step::Rollback).await {
-                problems.push(format!("kubernetes secrets: {e}"));
-            }
-            let marker = Self::marker(v, &self.rotation_id);
-            if let Err(e) = self.restart_all(&marker, true).await {
-                problems.push(format!("consumers: {e}"));
-            }
+        if let Some(v) = restored_version
+            && let Err(e) = self.propagate(&old, v, Step::Rollback).await
+        {
+            problems.push(format!("kubernetes secrets: {e}"));
         }
-        let complete = problems.is_empty();
-        let summary = if complete {
-            format!("{reason}; rolled back to the previous value")
-        } else {
-            format!("{reason}; rollback incomplete: {}", problems.join("; "))
+        if !problems.is_empty() {
+            // The target, Vault or a Secret does not hold the old value yet: consumers could be
+            // left on a dead credential. Stay in the rollback step so the next run finishes it.
+            let why = format!(
+                "{reason}; rollback incomplete, the next run retries it: {}",
+                problems.join("; ")
+            );
+            self.outcome.result = Result_::Interrupted {
+                step: Step::Rollback,
+                reason: why.clone(),
+            };
+            self.alert(Step::Rollback, &why).await;
+            return;
+        }
+        // Everything holds the old value again: restart every consumer on it. A consumer whose
+        // rollout fails now fails for its own reasons (its pods, not the credential): reported,
+        // not retried by the next run.
+        let marker = Self::marker(restored_version.unwrap_or_default(), &self.rotation_id);
+        let consumers = self.restart_all(&marker, true).await;
+        let summary = match &consumers {
+            Ok(()) => format!("{reason}; rolled back to the previous value"),
+            Err(e) => format!(
+                "{reason}; rolled back to the previous value, but not every consumer came back up: {e}"
+            ),
         };
-        self.finish_failed(step, summary, Some(complete)).await;
+        self.finish_failed(step, summary, Some(consumers.is_ok()))
+            .await;
     }
 
     /// Tells the owner and on-call (critical: email, chat, pager).

@@ -184,7 +184,7 @@ async fn keycloak_without_a_rotation_policy_kills_the_old_secret_at_once() {
     assert_eq!(cred["type"], "secret");
     let fresh = cred["value"].as_str().expect("value").to_string();
     assert_eq!(fresh.len(), 32);
-    assert_eq!(kc.issued_secrets(), [fresh.clone()]);
+    assert_eq!(kc.issued_secrets(), [fresh.as_str()]);
 
     let (code, body) = token(
         &http,

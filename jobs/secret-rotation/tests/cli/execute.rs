@@ -310,7 +310,7 @@ async fn a_due_api_key_is_rotated_end_to_end_and_its_two_consumers_verified() {
     assert_eq!(out3.status.code(), Some(0), "{stdout}\n{stderr}");
     let retired: Value = serde_json::from_str(&stdout).expect("event");
     assert_eq!(finding(&retired, "payments-api-key")["result"], "retired");
-    assert_eq!(issuer.active_key_ids("payments"), [rotation_id.clone()]);
+    assert_eq!(issuer.active_key_ids("payments"), [rotation_id.as_str()]);
     assert!(!issuer.accepts("payments", &old) && issuer.accepts("payments", &new));
     assert_eq!(bed.custom("apps/payments").await["retire_state"], "done");
     let retire_events: Vec<Value> = bed

@@ -1,5 +1,6 @@
 //! When a rotation cannot go through: a check-and-set conflict stops that secret only; a failed
-//! rollout rolls back and the old credential still works; a paused consumer refuses the rotation
+//! rollout (past its progress deadline, or past the job's own timeout) rolls back and the old
+//! credential still works; a paused consumer refuses the rotation
 //! before anything changes; the cap defers the rest; a held run lock refuses the run.
 
 use std::time::Duration;
@@ -278,7 +279,11 @@ async fn a_failed_rollout_rolls_back_and_the_old_credential_still_works() {
     let failed = bed.events("secret-rotation-failed").await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["step"], "restart");
-    assert!(failed[0]["rolled_back"].is_boolean());
+    assert_eq!(failed[0]["rolled_back"], true);
+    assert_eq!(
+        failed[0]["consumers_recovered"], false,
+        "broken exceeds its deadline on the old value too"
+    );
     assert!(bed.events("secret-rotated").await.is_empty());
     let mails = bed
         .smtp
@@ -420,4 +425,65 @@ async fn execute_is_refused_while_another_run_holds_the_lock_or_without_kafka() 
     assert!(stdout.is_empty());
     assert!(bed.custom("apps/locked").await.get("rotation_id").is_none());
     bed.leak_scan(&[&out, &out2], &[v]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_that_times_out_rolls_back_too() {
+    let bed = Bed::start(Needs {
+        issuer: true,
+        ..Needs::default()
+    })
+    .await;
+    let issuer = bed.issuer.as_ref().expect("issuer");
+    let old = unique("agent-old");
+    issuer.add_key("agent", "k0", &old);
+    bed.seed(
+        "apps/agent",
+        json!({"api_key": old, "key_id": "k0"}),
+        40,
+        json!({}),
+    )
+    .await;
+    bed.kube_secret("agent-key", &[("api_key", &old), ("key_id", "k0")], None);
+    // A DaemonSet has no progress deadline: only the job's own timeout ends the wait.
+    bed.workload("DaemonSet", "agent", "agent-key", true, Rollout::Stalls);
+    let config = bed.config(
+        "  secrets:\n    - {name: agent, type: api-key, owner: agent@example.com, vault: secret/apps/agent,\n        target: {kind: api-key-issuer, server: partners, principal: agent},\n        kubernetes: [{namespace: shop, name: agent-key}]}\n",
+    );
+    // The bed's rollout section says 15s; this test's is shorter.
+    let text_cfg = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text_cfg.replace("timeout: 15s", "timeout: 1s")).expect("config");
+    let (event, out) = bed.run_ok(&config, true, &[], 1).await;
+    let f = finding(&event, "agent");
+    assert_eq!(
+        (f["result"].as_str(), f["step"].as_str()),
+        (Some("rolled_back"), Some("restart")),
+        "{f:#}"
+    );
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not verified within 1s"),
+        "{f:#}"
+    );
+    assert_eq!(f["consumers"], json!(["DaemonSet/shop/agent"]));
+    let (data, version) = bed.data("apps/agent").await;
+    assert_eq!(
+        (data["api_key"].as_str(), version),
+        (Some(old.as_str()), 3),
+        "Vault is back on the old key"
+    );
+    assert_eq!(
+        issuer.active_key_ids("agent"),
+        ["k0"],
+        "the new key was revoked"
+    );
+    assert!(
+        issuer.accepts("agent", &old),
+        "the old credential still works"
+    );
+    assert_eq!(bed.kube_secret_data("agent-key")["api_key"], old);
+    bed.leak_scan(&[&out], &bed.all_values("apps/agent").await)
+        .await;
 }

@@ -185,7 +185,7 @@ async fn a_keycloak_client_secret_is_regenerated_tested_and_its_rotated_secret_r
     let new = data["client_secret"].as_str().expect("secret").to_string();
     assert_eq!(
         kc.issued_secrets(),
-        [new.clone()],
+        [new.as_str()],
         "Keycloak's own value, regenerated once"
     );
     assert_eq!(kc.current_secret("apps", "orders"), Some(new.clone()));
