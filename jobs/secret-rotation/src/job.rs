@@ -65,8 +65,8 @@ type GaugeF = Family<Labels, Gauge<f64, AtomicU64>>;
 /// The job.
 pub struct SecretRotation {
     args: RotationArgs,
-    vault_token: Option<SecretString>,
-    vault_ca: Option<Vec<u8>>,
+    /// The Vault client (`None` offline or without a `job.vault` section).
+    vault: Option<Vault>,
     credentials: Credentials,
     /// The `--offline` snapshot, taken (not copied) by the one run of the process.
     offline: std::sync::Mutex<Option<Vec<Item>>>,
@@ -157,8 +157,7 @@ impl Job for SecretRotation {
         };
         let offline_load_seconds = load_started.elapsed().as_secs_f64();
         let mut credentials = Credentials::default();
-        let mut vault_token = None;
-        let mut vault_ca = None;
+        let mut vault = None;
         if offline.is_none() {
             for (name, s) in &job.targets.postgres {
                 let field = format!("job.targets.postgres.{name}.admin_password");
@@ -199,23 +198,29 @@ impl Job for SecretRotation {
                 } else {
                     "job.vault"
                 };
-                vault_token = Some(read_credential(file, text.as_deref(), field, &source)?);
-                if let Some(ca) = &v.ca_file {
-                    let path = relative_to(file, ca);
-                    vault_ca = Some(std::fs::read(&path).with_context(|| {
-                        format!(
-                            "{}: job.vault.ca_file: cannot read {}",
-                            file.display(),
-                            path.display()
-                        )
-                    })?);
-                }
+                let token = read_credential(file, text.as_deref(), field, &source)?;
+                let ca = match &v.ca_file {
+                    Some(ca) => {
+                        let path = relative_to(file, ca);
+                        Some(std::fs::read(&path).with_context(|| {
+                            format!(
+                                "{}: job.vault.ca_file: cannot read {}",
+                                file.display(),
+                                path.display()
+                            )
+                        })?)
+                    }
+                    None => None,
+                };
+                vault = Some(
+                    Vault::new(v.address.as_str(), token, ca.as_deref(), v.timeout.0)
+                        .map_err(|e| anyhow::anyhow!("{}: job.vault: {e}", file.display()))?,
+                );
             }
         }
         Ok(SecretRotation {
             args,
-            vault_token,
-            vault_ca,
+            vault,
             credentials,
             is_offline: offline.is_some(),
             offline: std::sync::Mutex::new(offline),
@@ -276,25 +281,14 @@ impl Job for SecretRotation {
         let now = ctx.clock.now();
         let policies = job.policies();
         let mut report = Report::default();
-        let vault = match (self.is_offline, &job.vault, &self.vault_token) {
-            (false, Some(v), Some(token)) => Some(
-                Vault::new(
-                    v.address.as_str(),
-                    token.clone(),
-                    self.vault_ca.as_deref(),
-                    v.timeout.0,
-                )
-                .map_err(|e| JobError::Failed(anyhow::anyhow!("vault client: {e}")))?,
-            ),
-            _ => None,
-        };
+        let vault = self.vault.as_ref();
         let collect_started = std::time::Instant::now();
         let snapshot = self
             .offline
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        let items = match (snapshot, &vault) {
+        let items = match (snapshot, vault) {
             (Some(items), _) => items,
             (None, Some(vault)) => {
                 let (items, errors) = inventory::collect(vault, job, &ctx.config.aws.regions).await;
@@ -404,7 +398,7 @@ impl Job for SecretRotation {
         let mut noticed = std::collections::BTreeSet::new();
         let mut stop: Option<String> = None;
         if !ctx.dry_run
-            && let Some(vault) = &vault
+            && let Some(vault) = vault
         {
             let env = Env {
                 vault,
