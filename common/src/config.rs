@@ -463,7 +463,7 @@ pub struct JobConfig<J> {
 }
 
 /// Kafka: the result event and every other event type go through one publisher.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers; empty means no broker: events go to [`KafkaConfig::fallback`].
@@ -542,7 +542,7 @@ impl SecurityProtocol {
 
 /// TLS to the brokers (librdkafka through OpenSSL). The broker's certificate is always verified,
 /// host name included.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaTls {
     /// PEM file of the CA(s) to trust; default: the system's trust store (`ca-certificates`).
@@ -589,7 +589,7 @@ impl SaslMechanism {
 }
 
 /// SASL authentication to the brokers.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSasl {
     /// The mechanism the cluster's listener requires.

@@ -81,6 +81,15 @@ pub enum Error {
         fault: crate::kafka::SinkFault,
     },
 
+    /// Events could not be read back from a topic (the audit trail a job reconciles).
+    #[error("cannot read topic {topic}: {message}")]
+    KafkaRead {
+        /// The topic.
+        topic: String,
+        /// What went wrong (librdkafka's reason, or the cause the client context recorded).
+        message: String,
+    },
+
     /// The local JSONL fallback sink could not be written.
     #[error("cannot write event to {sink}: {source}")]
     EventSink {

@@ -160,26 +160,24 @@ impl PublisherBuilder<'_> {
     }
 }
 
-/// The producer for `config` (which has brokers). Reads the secret files first, so an
-/// unreadable one is a config error before anything is sent.
-fn kafka_sink(
+/// The connection half of a client's config (brokers, security, secrets, the user's
+/// properties), shared by the producer and the audit [`read_recent`] consumer; with the
+/// description of the security for messages, and the MSK IAM token source when one is needed.
+/// Reads the secret files first, so an unreadable one is a config error before anything is sent.
+fn client_config(
     config: &KafkaConfig,
     aws_credentials: Option<SharedCredentialsProvider>,
-) -> Result<Sink, Error> {
+) -> Result<(ClientConfig, String, Option<msk_iam::TokenSource>), Error> {
     let timeout = config.delivery_timeout.0;
     let brokers: Vec<&str> = config.brokers.iter().map(|b| b.as_str()).collect();
     let brokers = brokers.join(",");
     let protocol = config.security_protocol;
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("message.timeout.ms", timeout.as_millis().to_string())
         .set(
             "socket.timeout.ms",
             timeout.as_millis().max(1000).to_string(),
         )
-        .set("linger.ms", "5")
         .set("client.id", "governance-jobs")
         .set("security.protocol", protocol.as_str());
     let mut security = protocol.as_str().to_string();
@@ -245,6 +243,26 @@ fn kafka_sink(
     }
     // Connection failures are logged at info; the context keeps them (and logs them at debug).
     cc.set_log_level(RDKafkaLogLevel::Info);
+    Ok((cc, security, tokens))
+}
+
+/// The producer for `config` (which has brokers).
+fn kafka_sink(
+    config: &KafkaConfig,
+    aws_credentials: Option<SharedCredentialsProvider>,
+) -> Result<Sink, Error> {
+    let timeout = config.delivery_timeout.0;
+    let brokers = config
+        .brokers
+        .iter()
+        .map(|b| b.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let (mut cc, security, tokens) = client_config(config, aws_credentials)?;
+    cc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", timeout.as_millis().to_string())
+        .set("linger.ms", "5");
     let faults = Arc::new(Faults::new(disconnect_hint(config)));
     let context = SinkContext::new(faults.clone(), tokens);
     // The error names the brokers and librdkafka's reason, never `cc` (it holds the password).
@@ -260,6 +278,121 @@ fn kafka_sink(
         security,
         faults,
     })
+}
+
+/// Every message of `topic` written at or after `since` (by the broker's timestamps), read
+/// without a consumer group (nothing is committed), each partition to its end as of the call;
+/// the payloads, in partition and offset order. For a job that reconciles its own audit trail.
+/// Bounded by `timeout` for the whole read: what was not read by then is an error, never a
+/// silently shorter list.
+pub async fn read_recent(
+    config: &KafkaConfig,
+    topic: &str,
+    since: jiff::Timestamp,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, Error> {
+    let config = config.clone();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || read_recent_blocking(&config, &topic, since, timeout))
+        .await
+        .map_err(|e| Error::KafkaRead {
+            topic: String::new(),
+            message: format!("the reader task failed: {e}"),
+        })?
+}
+
+fn read_recent_blocking(
+    config: &KafkaConfig,
+    topic: &str,
+    since: jiff::Timestamp,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, Error> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let fail = |message: String| Error::KafkaRead {
+        topic: topic.to_string(),
+        message,
+    };
+    let started = std::time::Instant::now();
+    let left = || timeout.saturating_sub(started.elapsed());
+    let (mut cc, _, tokens) = client_config(config, None)?;
+    cc.set("enable.auto.commit", "false")
+        .set("group.id", "governance-jobs-audit-reader")
+        .set("enable.partition.eof", "false");
+    let faults = Arc::new(Faults::new(disconnect_hint(config)));
+    let consumer: BaseConsumer<SinkContext> = cc
+        .create_with_context(SinkContext::new(faults.clone(), tokens))
+        .map_err(|e| fail(format!("cannot create a reader: {e}")))?;
+    let why = |e: KafkaError| match faults.current() {
+        Some(fault) => format!("{fault} ({e})"),
+        None => e.to_string(),
+    };
+    let metadata = consumer
+        .fetch_metadata(Some(topic), left())
+        .map_err(|e| fail(why(e)))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut wanted = TopicPartitionList::new();
+    for &p in &partitions {
+        wanted
+            .add_partition_offset(topic, p, Offset::Offset(since.as_millisecond()))
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    let start = consumer
+        .offsets_for_times(wanted, left())
+        .map_err(|e| fail(why(e)))?;
+    let mut ends = std::collections::HashMap::new();
+    let mut assign = TopicPartitionList::new();
+    for e in start.elements() {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, e.partition(), left())
+            .map_err(|e| fail(why(e)))?;
+        // `End`: nothing written since then in this partition.
+        let first = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => high,
+        };
+        if first < high {
+            ends.insert(e.partition(), high);
+            assign
+                .add_partition_offset(topic, e.partition(), Offset::Offset(first))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    let mut out: Vec<(i32, i64, Vec<u8>)> = Vec::new();
+    if ends.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&assign).map_err(|e| fail(why(e)))?;
+    while !ends.is_empty() {
+        if left().is_zero() {
+            return Err(fail(format!(
+                "not read to the end within {timeout:?} ({} partitions left)",
+                ends.len()
+            )));
+        }
+        match consumer.poll(left().min(Duration::from_millis(500))) {
+            Some(Ok(m)) => {
+                if let Some(payload) = m.payload() {
+                    out.push((m.partition(), m.offset(), payload.to_vec()));
+                }
+                if ends
+                    .get(&m.partition())
+                    .is_some_and(|end| m.offset() + 1 >= *end)
+                {
+                    ends.remove(&m.partition());
+                }
+            }
+            Some(Err(e)) => return Err(fail(why(e))),
+            None => {}
+        }
+    }
+    out.sort_by_key(|(p, o, _)| (*p, *o));
+    Ok(out.into_iter().map(|(_, _, payload)| payload).collect())
 }
 
 /// What to suggest when the brokers close the connection on us: most often a listener that

@@ -150,6 +150,10 @@ impl SinkContext {
     }
 }
 
+// The audit reader (`read_recent`) is a consumer with the same context: the same token source
+// and the same record of why the brokers refused us.
+impl rdkafka::consumer::ConsumerContext for SinkContext {}
+
 impl ClientContext for SinkContext {
     // Our tokens (MSK IAM), not librdkafka's unsecured JWT builder. librdkafka asks only when
     // sasl.mechanism is OAUTHBEARER.

@@ -119,6 +119,8 @@ pub struct Executed {
     pub audit_failure: Option<String>,
     /// Every audit record published (plan, intents, outcomes), in order, for the archive.
     pub audit: Vec<Value>,
+    /// What reconciling earlier runs' open intents did, when there were any.
+    pub reconciled: Option<crate::reconcile::Reconciled>,
 }
 
 /// Publishes an audit record, keeps it for the archive, and says whether Kafka acknowledged it.
@@ -381,6 +383,21 @@ impl Pass<'_> {
                 } else {
                     self.providers.remove(r, self.guard).await
                 };
+                if removal.is_ok() {
+                    // The parts are on their way with it: say so now, their final outcome comes
+                    // when they are gone.
+                    for &j in with.iter().skip(1) {
+                        let _ = self
+                            .outcome(
+                                out,
+                                j,
+                                "pending",
+                                Some(format!("goes with {}, whose removal was accepted", r.id)),
+                                None,
+                            )
+                            .await;
+                    }
+                }
                 match removal {
                     Ok(Removal::Done) => {
                         tracing::info!(resource = %r.id, "deleted");
@@ -389,6 +406,17 @@ impl Pass<'_> {
                     Ok(Removal::Pending { state }) => {
                         tracing::info!(resource = %r.id, %state, "removal in progress");
                         if awaited.contains(r.id.as_str()) {
+                            // Said at once, not after the wait: a run killed while it waits
+                            // leaves an audit that matches what AWS was asked to do.
+                            let _ = self
+                                .outcome(
+                                    out,
+                                    i,
+                                    "pending",
+                                    Some(format!("removal accepted ({state}); waiting for it")),
+                                    None,
+                                )
+                                .await;
                             to_wait.push(i);
                         } else {
                             self.settle_without_waiting(out, ended, i).await;

@@ -282,6 +282,12 @@ impl TtlTeardown {
                 d.insert("not_deleted".into(), json!(executed.not_deleted));
                 d.insert("stages_recorded".into(), json!(executed.stages_recorded));
                 d.insert("retries".into(), json!(executed.retries));
+                if let Some(r) = &executed.reconciled {
+                    d.insert(
+                        "reconciled".into(),
+                        json!({"found": r.found, "deleted": r.deleted, "not_done": r.not_done, "left_open": r.left_open}),
+                    );
+                }
                 self.archive(ctx, &executed, &mut report).await;
                 if let Some(reason) = executed.audit_failure {
                     return Err(JobError::Abort { reason, report });
@@ -336,6 +342,20 @@ impl TtlTeardown {
                 reason: format!("audit sink unavailable, nothing changed: {e}"),
                 report: Report::default(),
             });
+        }
+        match crate::reconcile::reconcile(ctx, providers, &mut executed).await {
+            Ok(r) if r.found > 0 => {
+                tracing::info!(
+                    found = r.found,
+                    deleted = r.deleted,
+                    not_done = r.not_done,
+                    left_open = r.left_open,
+                    "earlier runs' intents reconciled"
+                );
+                executed.reconciled = Some(r);
+            }
+            Ok(_) => {}
+            Err(e) => executed.errors.push(e),
         }
         let notified: Option<HashSet<String>> = match (&job.snooze, &self.keyring) {
             (Some(snooze), Some(keyring)) => {

@@ -17,6 +17,7 @@ pub mod job;
 pub mod notices;
 pub mod plan;
 pub mod policy;
+pub mod reconcile;
 pub mod report;
 pub mod snooze;
 pub mod stage;
