@@ -173,7 +173,10 @@ async fn postgres_checks_passwords_for_real_and_cleans_up() -> Result<()> {
     let dir = pg.dir().to_path_buf();
     drop(client);
     drop(pg);
-    ensure!(!dir.exists(), "the cluster's directory goes with the handle");
+    ensure!(
+        !dir.exists(),
+        "the cluster's directory goes with the handle"
+    );
     Ok(())
 }
 
