@@ -178,7 +178,7 @@ fn default_requests() -> String {
     "gateway_requests_total".to_string()
 }
 fn default_failed() -> String {
-    r#"code=~"5.."#.to_string()
+    r#"code=~"5..""#.to_string()
 }
 fn default_bytes_in() -> String {
     "gateway_request_bytes_total".to_string()
@@ -407,6 +407,8 @@ mod tests {
         assert_eq!(c.postgres.port, 5432);
         assert_eq!(c.postgres.tls, PostgresTls::Verify);
         assert_eq!(c.quotas.near_ratio, 0.8);
+        let m = MetricNames::default();
+        assert_eq!(m.failed_selector, "code=~\"5..\"");
         assert!(c.prometheus.is_none() && c.kafka_connect.is_none() && c.inventory.is_none());
         assert!(c.validate().is_empty(), "{:?}", c.validate());
     }

@@ -193,19 +193,20 @@ pub fn fit(points: &[(f64, f64)]) -> (f64, f64, f64) {
     (intercept, slope, r2)
 }
 
-/// The count forecast from daily maxima `(day, value)` (any order; the last 28 days up to
-/// `as_of` are used) and the current value.
+/// The count forecast from daily maxima `(day, value)` (any order; the 28 days before `as_of`,
+/// the period's exclusive end, are used) and the current value.
 pub fn count(history: &[(Date, f64)], current: f64, limit: Option<f64>, as_of: Date) -> Forecast {
     let Some(limit) = limit else {
         return Forecast::NotApplicable;
     };
+    // The 28 full days before `as_of` (the period's exclusive end).
     let first_day = as_of
-        .checked_sub((TREND_DAYS as i64 - 1).days())
+        .checked_sub((TREND_DAYS as i64).days())
         .unwrap_or(as_of);
     let mut points: Vec<(Date, f64)> = history
         .iter()
         .copied()
-        .filter(|(d, v)| *d >= first_day && *d <= as_of && v.is_finite())
+        .filter(|(d, v)| *d >= first_day && *d < as_of && v.is_finite())
         .collect();
     points.sort_by_key(|p| p.0);
     points.dedup_by_key(|p| p.0);
@@ -308,7 +309,7 @@ mod tests {
     #[test]
     fn count_gives_a_date_only_for_a_good_upward_fit() {
         let as_of = d("2026-11-28");
-        let day = |i: i64| as_of.checked_sub((27 - i).days()).expect("day");
+        let day = |i: i64| as_of.checked_sub((28 - i).days()).expect("day");
         // 28 points rising by 0.25/day from 2: exactly linear.
         let rising: Vec<(Date, f64)> = (0..28).map(|i| (day(i), 2.0 + 0.25 * i as f64)).collect();
         let f = count(&rising, 8.75, Some(10.0), as_of);
@@ -322,8 +323,8 @@ mod tests {
             panic!("{f:?}")
         };
         assert!((slope_per_day - 0.25).abs() < 1e-9 && (r2 - 1.0).abs() < 1e-9);
-        // 2 + 0.25 x = 10 at x = 32: four days after as_of (x = 27).
-        assert_eq!(reaches_limit_on, d("2026-12-03"));
+        // 2 + 0.25 x = 10 at x = 32: four days after as_of (x = 28).
+        assert_eq!(reaches_limit_on, d("2026-12-02"));
 
         let flat: Vec<(Date, f64)> = (0..28).map(|i| (day(i), 4.0)).collect();
         assert!(matches!(

@@ -423,7 +423,7 @@ fn tenant_summary(r: &TenantReport, email: Option<&String>) -> Value {
         .first()
         .map(|q| format!("{} {} ({})", q.label, q.used_percent(), q.state.as_str()))
         .unwrap_or_else(|| "ok".to_string());
-    let pct = |v: f64| format!("{} %", crate::forecast::fmt_num(v * 100.0));
+    let pct = |v: f64| format!("{}%", crate::forecast::fmt_num(v * 100.0));
     json!({
         "tenant": r.tenant.slug,
         "name": r.tenant.name,

@@ -245,7 +245,7 @@ pub fn platform_summary(
             Some(a) => (
                 fmt_num(a.calls as f64),
                 fmt_num(a.failed as f64),
-                format!("{} %", fmt_num(a.error_rate * 100.0)),
+                format!("{}%", fmt_num(a.error_rate * 100.0)),
             ),
             None => ("no data".into(), "-".into(), "-".into()),
         };

@@ -341,7 +341,6 @@ pub async fn collect(
         .min(week_start);
     let window_start = Timestamp::from_second(window_start_secs).unwrap_or(period.start);
     let window = format!("{}s", end.as_second() - window_start_secs);
-    let bytes = format!("{{__name__=~\"{}|{}\"}}", m.bytes_in, m.bytes_out);
     let failed = format!("{}{{{}}}", m.requests, m.failed_selector);
 
     let mut usage = ApiUsage {
@@ -392,12 +391,19 @@ pub async fn collect(
             "latency_count",
             format!("sum by ({by}) (increase({}_count[{w}]))", m.latency),
         ),
+        // One query per counter: a function over several metric names drops the names and
+        // Prometheus refuses the colliding label sets.
         (
             "resets",
-            format!(
-                "sum by ({by}) (resets({{__name__=~\"{}|{}|{}\"}}[{window}]))",
-                m.requests, m.bytes_in, m.bytes_out
-            ),
+            format!("sum by ({by}) (resets({}[{window}]))", m.requests),
+        ),
+        (
+            "resets",
+            format!("sum by ({by}) (resets({}[{window}]))", m.bytes_in),
+        ),
+        (
+            "resets",
+            format!("sum by ({by}) (resets({}[{window}]))", m.bytes_out),
         ),
         (
             "month_calls",
@@ -405,7 +411,11 @@ pub async fn collect(
         ),
         (
             "month_bytes",
-            format!("sum by ({by}) (increase({bytes}[{month_secs}s]))"),
+            format!("sum by ({by}) (increase({}[{month_secs}s]))", m.bytes_in),
+        ),
+        (
+            "month_bytes",
+            format!("sum by ({by}) (increase({}[{month_secs}s]))", m.bytes_out),
         ),
     ];
     let describe = |what: &str| -> &'static str {
@@ -417,7 +427,7 @@ pub async fn collect(
             "buckets" => "latency buckets (quantiles interpolated from these)",
             "latency_sum" => "latency sum (average = sum / count)",
             "latency_count" => "latency count",
-            "resets" => "counter resets in the forecast window",
+            "resets" => "counter resets in the forecast window (one query per counter)",
             "month_calls" => "requests month to date",
             "month_bytes" => "bytes month to date",
             _ => "",
@@ -494,13 +504,20 @@ pub async fn collect(
     let first_day_end = window_start_secs.min(period.start.as_second()) + DAY;
     let first = Timestamp::from_second(first_day_end).unwrap_or(end);
     let range_at = format!("start={first} end={end} step 1d");
-    let daily: [(&str, String); 3] = [
+    let daily: [(&str, String); 4] = [
         (
             "calls",
             format!("sum by ({by}) (increase({}[1d]))", m.requests),
         ),
         ("failed", format!("sum by ({by}) (increase({failed}[1d]))")),
-        ("bytes", format!("sum by ({by}) (increase({bytes}[1d]))")),
+        (
+            "bytes",
+            format!("sum by ({by}) (increase({}[1d]))", m.bytes_in),
+        ),
+        (
+            "bytes",
+            format!("sum by ({by}) (increase({}[1d]))", m.bytes_out),
+        ),
     ];
     for (what, promql) in &daily {
         let series = prom.range(promql, first, end, DAY).await?;

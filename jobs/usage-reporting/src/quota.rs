@@ -124,10 +124,10 @@ impl QuotaUse {
         }
     }
 
-    /// `45.2 %`, or why there is no percentage.
+    /// `45.2%`, or why there is no percentage.
     pub fn used_percent(&self) -> String {
         match (self.ratio, self.limit) {
-            (Some(r), _) => format!("{} %", fmt_num(r * 100.0)),
+            (Some(r), _) => format!("{}%", fmt_num(r * 100.0)),
             (None, Some(_)) if self.used > 0.0 => "over quota 0".to_string(),
             (None, Some(_)) => "quota 0".to_string(),
             (None, None) => "no quota".to_string(),
@@ -231,13 +231,13 @@ mod tests {
     fn states_and_ratios() {
         assert_eq!(
             state(7.0, limit(10.0)),
-            (QuotaState::Ok, Some(0.7), "70 %".into())
+            (QuotaState::Ok, Some(0.7), "70%".into())
         );
         assert_eq!(state(8.0, limit(10.0)).0, QuotaState::Near);
         assert_eq!(state(10.0, limit(10.0)).0, QuotaState::Near, "at the limit");
         assert_eq!(
             state(11.0, limit(10.0)),
-            (QuotaState::Exceeded, Some(1.1), "110 %".into())
+            (QuotaState::Exceeded, Some(1.1), "110%".into())
         );
         assert_eq!(
             state(3.0, None),

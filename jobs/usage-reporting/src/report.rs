@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::connect::{Connector, Health};
 use crate::controlplane::{ControlPlane, Tenant};
-use crate::forecast::{self, Forecast, fmt_num};
+use crate::forecast::{self, fmt_num};
 use crate::histogram::Quantile;
 use crate::period::{Period, PeriodKind, utc_date};
 use crate::prometheus::{ApiUsage, QUANTILES, QueryNote, TenantApi};
@@ -343,8 +343,8 @@ pub fn build(tenant: &Tenant, inputs: &Inputs<'_>) -> TenantReport {
         ));
     }
 
-    // Rate quotas (only when usage was read: an unknown usage has no state).
-    if api_usage.is_some() {
+    // Rate quotas: only when the tenant's usage is known (an unknown usage has no state).
+    if tenant_api.is_some_and(|t| t.seen) {
         let t = tenant_api.cloned().unwrap_or_default();
         // Days before the period's end, oldest first: the forecast takes the last 7.
         let calls_daily: Vec<f64> = t
@@ -385,20 +385,14 @@ pub fn build(tenant: &Tenant, inputs: &Inputs<'_>) -> TenantReport {
                 limit,
                 inputs.near_ratio,
             );
-            q.forecast = if t.seen {
-                forecast::rate(
-                    used,
-                    &daily,
-                    days_left,
-                    t.resets,
-                    limit.map(|l| l.value),
-                    as_of,
-                )
-            } else {
-                Forecast::Suppressed {
-                    reason: "no usage data".to_string(),
-                }
-            };
+            q.forecast = forecast::rate(
+                used,
+                &daily,
+                days_left,
+                t.resets,
+                limit.map(|l| l.value),
+                as_of,
+            );
             quotas.push(q);
         }
     }
@@ -555,7 +549,7 @@ fn table(api: &Option<ApiFigures>, quotas: &[QuotaUse]) -> Vec<Row> {
         rows.push(row("failed", fmt_num(a.failed as f64)));
         rows.push(row(
             "error rate",
-            format!("{} %", fmt_num(a.error_rate * 100.0)),
+            format!("{}%", fmt_num(a.error_rate * 100.0)),
         ));
         rows.push(row("bandwidth in (MB)", fmt_num(a.mb_in)));
         rows.push(row("bandwidth out (MB)", fmt_num(a.mb_out)));
