@@ -342,6 +342,12 @@ impl Job for UsageReporting {
         if let Some(s) = delivered.summary {
             report.details.insert("platform_summary".into(), s);
         }
+        let pdfs = &delivered.pdf_seconds;
+        report.details.insert(
+            "pdf_render".into(),
+            json!({"count": pdfs.len(), "total_seconds": pdfs.iter().sum::<f64>(),
+                   "max_seconds": pdfs.iter().copied().fold(0.0, f64::max)}),
+        );
         Ok(report)
     }
 
@@ -415,6 +421,8 @@ struct Delivered {
     emails: BTreeMap<String, String>,
     files: Vec<String>,
     summary: Option<Value>,
+    /// How long each PDF took to render (chart included), for the benchmark's figures.
+    pdf_seconds: Vec<f64>,
 }
 
 fn tenant_summary(r: &TenantReport, email: Option<&String>) -> Value {
@@ -465,17 +473,17 @@ impl UsageReporting {
             .map(|r| {
                 tokio::task::spawn_blocking(move || {
                     let pdf = if with_pdf {
+                        let started = std::time::Instant::now();
                         let svg = if r.daily.is_empty() {
                             None
                         } else {
                             match chart::calls_per_day(&r.daily) {
                                 Ok(svg) => Some(svg),
-                                Err(e) => {
-                                    return (r, Err(format!("chart: {e}")), None);
-                                }
+                                Err(e) => return (r, Err(format!("chart: {e}")), None),
                             }
                         };
-                        Some(pdf::render(&r, svg.as_deref()).map_err(|e| format!("pdf: {e}")))
+                        let pdf = pdf::render(&r, svg.as_deref()).map_err(|e| format!("pdf: {e}"));
+                        Some(pdf.map(|p| (p, started.elapsed().as_secs_f64())))
                     } else {
                         None
                     };
@@ -493,7 +501,13 @@ impl UsageReporting {
             let tenant = &control_plane.tenants[index];
             index += 1;
             let (report, csv, pdf) = match joined {
-                Ok(x) => x,
+                Ok((report, csv, pdf)) => {
+                    let pdf = pdf.map(|(bytes, seconds)| {
+                        out.pdf_seconds.push(seconds);
+                        bytes
+                    });
+                    (report, csv, pdf)
+                }
                 Err(e) => {
                     errors.push(format!(
                         "tenant {}: rendering task failed: {e}",
