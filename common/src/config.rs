@@ -117,6 +117,191 @@ fn plain_message(err: &serde_saphyr::Error) -> String {
     first.trim_end_matches('.').to_string()
 }
 
+/// Where each value of a YAML document is, by dotted field path (`job.caps.max_percent`,
+/// `kafka.brokers[0]`), so that a problem found *after* parsing — a cross-field check, a value
+/// out of range — names its line like a parse error does.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    file: String,
+    positions: BTreeMap<String, (u64, u64)>,
+}
+
+/// A YAML node whose children carry their positions (for [`SourceMap`]).
+enum Node {
+    Map(Vec<(String, serde_saphyr::Spanned<Node>)>),
+    Seq(Vec<serde_saphyr::Spanned<Node>>),
+    Leaf,
+}
+
+/// A mapping key of any scalar kind, as text.
+struct Key(String);
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scalar mapping key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Key, E> {
+                Ok(Key(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Node, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Key(key)) = m.next_key()? {
+                    out.push((key, m.next_value()?));
+                }
+                Ok(Node::Map(out))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Node, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = s.next_element()? {
+                    out.push(v);
+                }
+                Ok(Node::Seq(out))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+                Ok(Node::Leaf)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+                Ok(Node::Leaf)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+                Ok(Node::Leaf)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+                Ok(Node::Leaf)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Node, E> {
+                Ok(Node::Leaf)
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Leaf)
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Leaf)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl SourceMap {
+    /// The positions of `path`'s YAML (empty when it cannot be read or parsed: the loader has
+    /// reported that already).
+    pub fn read(path: &Path) -> SourceMap {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        SourceMap::parse(&text, &path.display().to_string())
+    }
+
+    /// The positions of YAML `text`, which came from `origin`.
+    pub fn parse(text: &str, origin: &str) -> SourceMap {
+        let mut map = SourceMap {
+            file: origin.to_string(),
+            positions: BTreeMap::new(),
+        };
+        if let Ok(root) = serde_saphyr::from_str::<Node>(text) {
+            map.walk(String::new(), &root);
+        }
+        map
+    }
+
+    fn walk(&mut self, prefix: String, node: &Node) {
+        match node {
+            Node::Map(entries) => {
+                for (key, value) in entries {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    let at = &value.referenced;
+                    self.positions
+                        .insert(path.clone(), (at.line(), at.column()));
+                    self.walk(path, &value.value);
+                }
+            }
+            Node::Seq(items) => {
+                for (i, value) in items.iter().enumerate() {
+                    let path = format!("{prefix}[{i}]");
+                    let at = &value.referenced;
+                    self.positions
+                        .insert(path.clone(), (at.line(), at.column()));
+                    self.walk(path, &value.value);
+                }
+            }
+            Node::Leaf => {}
+        }
+    }
+
+    /// Line and column of `field` (a dotted path, `[i]` for sequence items), or of the closest
+    /// enclosing field the file spells out (a defaulted field has no line of its own).
+    pub fn locate(&self, field: &str) -> Option<(u64, u64)> {
+        let mut path = field;
+        loop {
+            if let Some(p) = self.positions.get(path) {
+                return Some(*p);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path = &path[..cut];
+        }
+    }
+
+    /// A [`ConfigError`] for `field`, positioned where the file says it.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        let at = self.locate(field);
+        ConfigError {
+            file: self.file.clone(),
+            line: at.map(|a| a.0),
+            column: at.map(|a| a.1),
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    /// Turns `field: message` problems (the jobs' `validate` output) into positioned errors.
+    pub fn errors(&self, problems: &[String]) -> Error {
+        Error::Config(
+            problems
+                .iter()
+                .map(|p| match p.split_once(": ") {
+                    Some((field, message)) => self.error(field, message),
+                    None => ConfigError {
+                        file: self.file.clone(),
+                        line: None,
+                        column: None,
+                        field: None,
+                        message: p.clone(),
+                    },
+                })
+                .collect(),
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Small validated value types: validation happens while deserialising, so the error carries the
 // position of the offending value.
@@ -654,6 +839,30 @@ pub fn read_secret_file(path: &Path) -> Result<SecretString, Error> {
     Ok(SecretString::from(
         text.trim_end_matches(['\n', '\r']).to_string(),
     ))
+}
+
+#[cfg(test)]
+mod source_map_tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_located_by_dotted_path_and_defaulted_ones_by_their_parent() {
+        let text = "kafka:\n  brokers: [a:1, b:2]\njob:\n  caps:\n    max_percent: 250\n  list:\n    - x\n    - {y: 1}\n";
+        let map = SourceMap::parse(text, "c.yaml");
+        assert_eq!(map.locate("job.caps.max_percent").map(|p| p.0), Some(5));
+        assert_eq!(map.locate("job.list[1].y").map(|p| p.0), Some(8));
+        assert_eq!(map.locate("kafka.brokers[1]").map(|p| p.0), Some(2));
+        // Not in the file: the closest enclosing field that is.
+        assert_eq!(map.locate("job.caps.max_deletions").map(|p| p.0), Some(5));
+        assert_eq!(map.locate("other.x"), None);
+        let e = map.error("job.caps.max_percent", "must be in (0, 100], got 250");
+        assert_eq!(
+            e.to_string(),
+            "c.yaml:5:18: job.caps.max_percent: must be in (0, 100], got 250"
+        );
+        let all = map.errors(&["job.caps.max_percent: too big".to_string()]);
+        assert!(all.to_string().starts_with("c.yaml:5:"), "{all}");
+    }
 }
 
 #[cfg(test)]

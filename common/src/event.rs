@@ -61,36 +61,51 @@ impl Severity {
     }
 }
 
-/// Counts per severity, plus how many items the run looked at.
+/// How many checked items ended in each severity, plus how many items the run looked at. Every
+/// checked item lands in exactly one bucket: the worst severity among its findings, or `ok` when
+/// it has none, so `critical + warning + info + ok = total_checked`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Items examined (resources, certificates, secrets, tenants).
     pub total_checked: u64,
-    /// Findings of severity critical.
+    /// Items whose worst finding is critical.
     pub critical: u64,
-    /// Findings of severity warning.
+    /// Items whose worst finding is a warning.
     pub warning: u64,
-    /// Findings of severity info.
+    /// Items whose worst finding is info.
     pub info: u64,
-    /// Findings of severity ok.
+    /// Items with no finding worse than ok.
     pub ok: u64,
 }
 
 impl Summary {
-    /// Counts the findings' severities; `total_checked` comes from the job.
+    /// Buckets the items by the worst severity of their findings (findings about the same
+    /// `resource` are one item); `total_checked` comes from the job, and what has no finding is
+    /// `ok`. A job that reports more findings' resources than it checked gets `total_checked`
+    /// raised to match, so the buckets always add up.
     pub fn from_findings(total_checked: u64, findings: &[Finding]) -> Self {
+        let mut worst: std::collections::HashMap<&str, Severity> = Default::default();
+        for f in findings {
+            let w = worst.entry(f.resource.as_str()).or_insert(Severity::Ok);
+            if f.severity > *w {
+                *w = f.severity;
+            }
+        }
         let mut s = Summary {
             total_checked,
             ..Summary::default()
         };
-        for f in findings {
-            match f.severity {
+        for severity in worst.values() {
+            match severity {
                 Severity::Critical => s.critical += 1,
                 Severity::Warning => s.warning += 1,
                 Severity::Info => s.info += 1,
-                Severity::Ok => s.ok += 1,
+                Severity::Ok => {}
             }
         }
+        let flagged = s.critical + s.warning + s.info;
+        s.total_checked = s.total_checked.max(flagged);
+        s.ok = s.total_checked - flagged;
         s
     }
 }
@@ -216,13 +231,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_counts_each_severity() {
-        let f = |s| Finding::new("t", s, "r", "m");
+    fn every_checked_item_lands_in_exactly_one_bucket() {
+        let f = |s, r| Finding::new("t", s, r, "m");
         let findings = [
-            f(Severity::Critical),
-            f(Severity::Warning),
-            f(Severity::Warning),
-            f(Severity::Ok),
+            f(Severity::Critical, "a"),
+            // A second, milder finding about the same item does not count it twice.
+            f(Severity::Warning, "a"),
+            f(Severity::Warning, "b"),
+            f(Severity::Warning, "c"),
+            f(Severity::Info, "d"),
+            f(Severity::Ok, "e"),
         ];
         let s = Summary::from_findings(10, &findings);
         assert_eq!(
@@ -231,10 +249,14 @@ mod tests {
                 total_checked: 10,
                 critical: 1,
                 warning: 2,
-                info: 0,
-                ok: 1
+                info: 1,
+                ok: 6
             }
         );
+        assert_eq!(s.critical + s.warning + s.info + s.ok, s.total_checked);
+        // More flagged items than the job says it checked: the total follows.
+        let s = Summary::from_findings(1, &findings);
+        assert_eq!((s.total_checked, s.ok), (4, 0));
     }
 
     #[test]

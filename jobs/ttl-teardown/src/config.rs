@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use common::config::HumanDuration;
 
-use crate::cost::Pricing;
-use crate::kube::KubeSource;
+use inventory::{KubeSource, Pricing};
+
 use crate::tags::TagPolicy;
+
+/// Default rate limit of the snooze service: requests per minute per client on `/v1/` (also
+/// the burst size).
+pub const DEFAULT_RATE_PER_MINUTE: u32 = 30;
 
 /// Everything the TTL job reads from its config file's `job:` section.
 #[derive(Debug, Deserialize)]
@@ -39,6 +43,13 @@ pub struct TtlConfig {
     /// How long to wait for removals in progress before deleting what depends on them.
     #[serde(default)]
     pub waiting: WaitingConfig,
+    /// Extra passes over deletions that failed with a retryable error.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Where each executed run's audit records (plan, intents, outcomes) are archived, besides
+    /// Kafka.
+    #[serde(default)]
+    pub audit_archive: Option<ArchiveConfig>,
     /// Owner notices with snooze links (warning emails are sent only when this is set).
     #[serde(default)]
     pub snooze: Option<SnoozeConfig>,
@@ -72,7 +83,7 @@ pub struct SnoozeConfig {
 }
 
 fn default_rate_per_minute() -> u32 {
-    crate::snooze::server::DEFAULT_RATE_PER_MINUTE
+    DEFAULT_RATE_PER_MINUTE
 }
 
 fn default_listen() -> String {
@@ -118,6 +129,49 @@ impl Default for WaitingConfig {
             interval: HumanDuration(Duration::from_secs(5)),
         }
     }
+}
+
+/// Retries within a run (libnuke's later pass over failed items).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Extra passes over retryable failures (default 2; 0 turns retries off).
+    pub passes: u32,
+    /// Pause before each extra pass (default 10s: long enough for an instance to release a
+    /// security group).
+    pub interval: HumanDuration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            passes: 2,
+            interval: HumanDuration(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The audit archive: one JSONL object per executed run at
+/// `s3://<bucket>/<prefix>/<yyyy>/<mm>/<dd>/<run_id>.jsonl`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// The bucket.
+    pub bucket: String,
+    /// Key prefix (default `ttl-teardown/audit`).
+    #[serde(default = "default_archive_prefix")]
+    pub prefix: String,
+    /// The account whose credentials write it (one of `aws.accounts`, to use its role); default:
+    /// the ambient credentials.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// The bucket's region (default: the first of `aws.regions`).
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+fn default_archive_prefix() -> String {
+    "ttl-teardown/audit".to_string()
 }
 
 /// Limits on how much one run may delete, per AWS account and per cluster. Over a cap, the run
@@ -187,6 +241,17 @@ impl TtlConfig {
                     .into_iter()
                     .map(|p| format!("job.sources.kubernetes.{p}")),
             );
+        }
+        if let Some(a) = &self.audit_archive {
+            if a.bucket.trim().is_empty() {
+                problems.push("job.audit_archive.bucket: must not be empty".to_string());
+            }
+            if a.prefix.starts_with('/') || a.prefix.ends_with('/') {
+                problems.push(format!(
+                    "job.audit_archive.prefix: no leading or trailing `/`, got {:?}",
+                    a.prefix
+                ));
+            }
         }
         if let Some(snooze) = &self.snooze {
             if snooze.rate_per_minute == 0 {

@@ -1,26 +1,26 @@
-//! The TTL teardown job on the shared harness: prepare (fail closed), plan, report.
+//! The TTL teardown job on the shared harness: prepare (fail closed), list, plan, report, and
+//! with `--execute` act under the run lock the harness holds.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, bail};
-use common::config::{JobConfig, relative_to};
+use common::config::{JobConfig, SourceMap, relative_to};
 use common::event::ResultEvent;
 use common::harness::{CommonArgs, Job, JobError, LockSpec, Report, RunContext};
 use common::metrics::{Labels, Metrics};
+use inventory::{Listing, Providers, Resource, Scope};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde_json::json;
 
 use crate::config::TtlConfig;
 use crate::execute::{self, Executed, Waiting, record_warnings};
-use crate::inventory::{self, Resource, Scope};
-use crate::live::Live;
 use crate::notices;
 use crate::plan::{self, Outcome, Plan, Protected, Rules};
 use crate::policy::Action;
 use crate::snooze::token::Keyring;
-use std::collections::HashSet;
 
 /// Options of `ttl-teardown` beyond the common ones.
 #[derive(Debug, Clone, clap::Args)]
@@ -46,12 +46,16 @@ impl Job for TtlTeardown {
     const NAME: &'static str = "ttl-teardown";
     const ABOUT: &'static str = "Tear down expired non-production AWS and Kubernetes resources.\n\n\
         A resource's deadline is created_at + ttl + granted extensions, from its tags. Owners are \
-        warned 48 h and 24 h before; expired resources are deleted in dependency order. Never \
-        touched: production, data-class=restricted, auto-teardown=false, anything the whitelist \
-        protects, accounts outside job.allowed_accounts, and resources with invalid tags (reported \
-        as tag violations). Dry run unless --execute.\n\n\
-        Exit codes: 0 success (dry run included), 1 finished with failures, 2 refused before any \
-        side effect (bad config or whitelist, missing audit sink, blast-radius cap).";
+        warned 48 h and 24 h before; expired resources are deleted in dependency order (IAM \
+        roles, Auto Scaling groups, EKS node groups, EC2 instances, load balancers and target \
+        groups, S3 buckets, Lambda functions, RDS snapshots and instances, EBS volumes, security \
+        groups, Kubernetes objects and namespaces). Never touched: production, \
+        data-class=restricted, auto-teardown=false, anything the whitelist protects, accounts \
+        outside job.allowed_accounts, and resources with invalid tags (reported as tag \
+        violations). Dry run unless --execute.\n\n\
+        Exit codes: 0 success (dry run included), 1 finished with failures (or stopped after it \
+        acted), 2 refused before any side effect (bad config or whitelist, missing audit sink, \
+        run lock held, blast-radius cap).";
     type Args = TtlArgs;
     type Config = TtlConfig;
 
@@ -63,14 +67,8 @@ impl Job for TtlTeardown {
         let file = common.config.display().to_string();
         let problems = config.job.validate();
         if !problems.is_empty() {
-            bail!(
-                "invalid config\n{}",
-                problems
-                    .iter()
-                    .map(|p| format!("{file}: {p}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            let located = SourceMap::read(&common.config).errors(&problems);
+            bail!("invalid config\n{located}");
         }
         let whitelist_path = relative_to(&common.config, &config.job.whitelist);
         // Fail closed: no whitelist, no run — a dry run's plan without it would be a lie.
@@ -123,6 +121,16 @@ impl Job for TtlTeardown {
         !dry_run
     }
 
+    /// `--execute` runs over live providers hold the Lease `job.lock`: one deleting run at a time.
+    fn run_lock(&self, config: &JobConfig<TtlConfig>, dry_run: bool) -> Option<LockSpec> {
+        let lock = &config.job.lock;
+        (!dry_run && self.inventory.is_none()).then(|| LockSpec {
+            namespace: lock.namespace.clone(),
+            name: lock.name.clone(),
+            duration: lock.duration.0,
+        })
+    }
+
     fn register_metrics(&mut self, metrics: &mut Metrics) {
         let registry = metrics.registry_mut();
         registry.register(
@@ -137,22 +145,12 @@ impl Job for TtlTeardown {
         );
     }
 
-    /// `--execute` runs over live providers hold the Lease `job.lock`: one deleting run at a time.
-    fn run_lock(&self, config: &JobConfig<TtlConfig>, dry_run: bool) -> Option<LockSpec> {
-        let lock = &config.job.lock;
-        (!dry_run && self.inventory.is_none()).then(|| LockSpec {
-            namespace: lock.namespace.clone(),
-            name: lock.name.clone(),
-            duration: lock.duration.0,
-        })
-    }
-
     async fn run(&self, ctx: &RunContext<'_, TtlConfig>) -> Result<Report, JobError> {
-        let live = match &self.inventory {
+        let providers = match &self.inventory {
             Some(_) => None,
-            None => Some(Live::connect(ctx.config).await.map_err(JobError::Failed)?),
+            None => Some(connect(ctx.config).await.map_err(JobError::Failed)?),
         };
-        self.run_with(ctx, live.as_ref()).await
+        self.run_with(ctx, providers.as_ref()).await
     }
 
     fn render_table(&self, event: &ResultEvent) -> String {
@@ -160,41 +158,68 @@ impl Job for TtlTeardown {
     }
 }
 
+/// The live providers the config's sources name.
+pub async fn connect(config: &JobConfig<TtlConfig>) -> anyhow::Result<Providers> {
+    let sources = &config.job.sources;
+    let kubernetes = sources
+        .kubernetes
+        .as_ref()
+        .map(|source| (&config.kubernetes, source));
+    Providers::connect(sources.aws.then_some(&config.aws), kubernetes)
+        .await
+        .context("cannot build the resource providers")
+}
+
 impl TtlTeardown {
     async fn run_with(
         &self,
         ctx: &RunContext<'_, TtlConfig>,
-        live: Option<&Live>,
+        providers: Option<&Providers>,
     ) -> Result<Report, JobError> {
         let now = ctx.clock.now();
         let job = &ctx.config.job;
         let mut report = Report::default();
-        let resources = match (&self.inventory, live) {
-            (Some(path), _) => {
-                inventory::load_file(path).map_err(|e| JobError::Failed(e.into()))?
-            }
-            (None, Some(live)) => {
-                let (resources, errors) = live.list().await;
-                report
-                    .errors
-                    .extend(errors.into_iter().map(|e| format!("inventory: {e}")));
-                resources
-            }
-            (None, None) => Vec::new(),
+        let listing = match (&self.inventory, providers) {
+            (Some(path), _) => Listing {
+                resources: inventory::file::load_file(path)
+                    .map_err(|e| JobError::Failed(e.into()))?,
+                failures: Vec::new(),
+            },
+            (None, Some(providers)) => providers.list().await,
+            (None, None) => Listing::default(),
         };
+        for f in &listing.failures {
+            report.errors.push(format!(
+                "inventory: {} could not be listed in {}: {}",
+                f.kind,
+                f.scope.label(),
+                f.error
+            ));
+        }
         let verdict = |r: &Resource| whitelist_verdict(&self.whitelist, r, now);
+        let listing_failure = |r: &Resource| {
+            listing.blocking_failure(r).map(|f| {
+                format!(
+                    "{} could not be listed in {} and it may depend on one ({})",
+                    f.kind,
+                    f.scope.label(),
+                    f.error.message
+                )
+            })
+        };
         let rules = Rules {
             policy: &job.policy,
             allowed_accounts: &job.allowed_accounts,
             caps: &job.caps,
             pricing: &job.pricing,
             whitelist: &verdict,
+            listing_failure: &listing_failure,
             now,
         };
-        let plan = plan::plan(resources, &rules);
+        let plan = plan::plan(listing.resources.clone(), &rules);
         report.total_checked = plan.items.len() as u64;
         report.findings = plan.items.iter().filter_map(plan::Item::finding).collect();
-        report.details = details(&plan);
+        report.details = details(&plan, &listing);
 
         // Expiring and tag-violation events go out on their own topics, in dry runs too (marked).
         for item in &plan.items {
@@ -216,29 +241,24 @@ impl TtlTeardown {
             return Err(JobError::Abort { reason, report });
         }
 
-        let deleted: Vec<String> = match (ctx.dry_run, live) {
+        let removed: Vec<String> = match (ctx.dry_run, providers) {
             (true, _) | (false, None) => plan
                 .waves
                 .iter()
                 .flatten()
                 .map(|&i| plan.items[i].resource.id.clone())
                 .collect(),
-            (false, Some(live)) => {
-                let mut executed = self.execute(ctx, &plan, live).await?;
+            (false, Some(providers)) => {
+                let mut executed = self.execute(ctx, &plan, providers).await?;
                 report.errors.extend(executed.errors.iter().cloned());
                 report.alerts_sent.append(&mut executed.alerts);
-                report
-                    .details
-                    .insert("deleted".into(), json!(executed.deleted));
-                report
-                    .details
-                    .insert("pending".into(), json!(executed.pending));
-                report
-                    .details
-                    .insert("not_deleted".into(), json!(executed.not_deleted));
-                report
-                    .details
-                    .insert("stages_recorded".into(), json!(executed.stages_recorded));
+                let d = &mut report.details;
+                d.insert("deleted".into(), json!(executed.deleted));
+                d.insert("pending".into(), json!(executed.pending));
+                d.insert("not_deleted".into(), json!(executed.not_deleted));
+                d.insert("stages_recorded".into(), json!(executed.stages_recorded));
+                d.insert("retries".into(), json!(executed.retries));
+                self.archive(ctx, &executed, &mut report).await;
                 if let Some(reason) = executed.audit_failure {
                     return Err(JobError::Abort { reason, report });
                 }
@@ -248,36 +268,38 @@ impl TtlTeardown {
                 executed.deleted
             }
         };
-        let deleted: std::collections::HashSet<&str> = deleted.iter().map(String::as_str).collect();
+        let removed: HashSet<&str> = removed.iter().map(String::as_str).collect();
         for item in &plan.items {
-            if let (Outcome::Delete(b), true) =
-                (&item.outcome, deleted.contains(item.resource.id.as_str()))
-            {
-                let project = b.0.project.clone();
-                let labels: Labels = vec![("project".into(), project.clone())];
-                self.cost_avoided
-                    .get_or_create(&labels)
-                    .inc_by(b.2.avoided_usd);
-                self.deleted
-                    .get_or_create(&vec![
-                        ("kind".into(), item.resource.kind.to_string()),
-                        ("project".into(), project),
-                    ])
-                    .inc();
-            }
+            let (Some(estimate), true) =
+                (item.estimate(), removed.contains(item.resource.id.as_str()))
+            else {
+                continue;
+            };
+            let project = project_of(item);
+            let labels: Labels = vec![("project".into(), project.clone())];
+            self.cost_avoided
+                .get_or_create(&labels)
+                .inc_by(estimate.avoided_or_zero());
+            self.deleted
+                .get_or_create(&vec![
+                    ("kind".into(), item.resource.kind.to_string()),
+                    ("project".into(), project),
+                ])
+                .inc();
         }
         Ok(report)
     }
 
     /// The `--execute` part, under the run lock: record the plan durably (the audit sink must
-    /// be up before anything changes), record warning stages, delete.
+    /// be up before anything changes), send notices, record warning stages, delete.
     async fn execute(
         &self,
         ctx: &RunContext<'_, TtlConfig>,
         plan: &Plan,
-        live: &Live,
+        providers: &Providers,
     ) -> Result<Executed, JobError> {
         let job = &ctx.config.job;
+        let mut executed = Executed::default();
         let planned: Vec<&str> = plan
             .waves
             .iter()
@@ -285,13 +307,12 @@ impl TtlTeardown {
             .map(|&i| plan.items[i].resource.id.as_str())
             .collect();
         let record = json!({"phase": "plan", "resource": "*", "planned": planned});
-        if let Err(e) = ctx.emit("resource-deleted", "plan", &record).await {
+        if let Err(e) = execute::audit(ctx, &mut executed, "plan", &record).await {
             return Err(JobError::Abort {
                 reason: format!("audit sink unavailable, nothing changed: {e}"),
                 report: Report::default(),
             });
         }
-        let mut executed = Executed::default();
         let notified: Option<HashSet<String>> = match (&job.snooze, &self.keyring) {
             (Some(snooze), Some(keyring)) => {
                 let sent = notices::send(plan, ctx, snooze, keyring).await;
@@ -301,25 +322,66 @@ impl TtlTeardown {
             }
             _ => None,
         };
-        record_warnings(plan, live, ctx, notified.as_ref(), &mut executed).await;
+        record_warnings(plan, providers, ctx, notified.as_ref(), &mut executed).await;
         let waiting = Waiting {
             timeout: job.waiting.timeout.0,
             interval: job.waiting.interval.0,
+            retry_passes: job.retry.passes,
+            retry_interval: job.retry.interval.0,
         };
-        let deletions = execute::delete(plan, live, ctx, waiting).await;
-        executed.deleted = deletions.deleted;
-        executed.pending = deletions.pending;
-        executed.not_deleted = deletions.not_deleted;
-        executed.errors.extend(deletions.errors);
-        executed.audit_failure = deletions.audit_failure;
+        execute::delete(plan, providers, ctx, waiting, &mut executed).await;
         Ok(executed)
+    }
+
+    /// Writes the run's audit records to the archive, when one is configured; a failure makes
+    /// the run partial.
+    async fn archive(
+        &self,
+        ctx: &RunContext<'_, TtlConfig>,
+        executed: &Executed,
+        report: &mut Report,
+    ) {
+        let Some(archive) = &ctx.config.job.audit_archive else {
+            return;
+        };
+        match crate::archive::write(
+            archive,
+            &ctx.config.aws,
+            &ctx.run_id,
+            ctx.clock.now(),
+            &executed.audit,
+        )
+        .await
+        {
+            Ok(uri) => {
+                tracing::info!(%uri, records = executed.audit.len(), "audit archived");
+                report.details.insert("audit_archive".into(), json!(uri));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, records = executed.audit.len(), "audit not archived (the Kafka copy stands)");
+                report.errors.push(e.to_string());
+            }
+        }
+    }
+}
+
+/// The project a removal is counted under: its own tag, or its owner's for a part.
+fn project_of(item: &plan::Item) -> String {
+    match &item.outcome {
+        Outcome::Delete(b) => b.0.project.clone(),
+        _ => item
+            .resource
+            .tags
+            .get("project")
+            .cloned()
+            .unwrap_or_else(|| "unknown".to_string()),
     }
 }
 
 /// The whitelist's verdict for a resource, as the planner's [`Protected`]. Kubernetes objects
 /// are also matched by their annotation-derived tags: a tag rule such as `environment=prod`
 /// protects them too (more protection is the safe side).
-fn whitelist_verdict(
+pub fn whitelist_verdict(
     wl: &whitelist::Whitelist,
     r: &Resource,
     now: jiff::Timestamp,
@@ -335,9 +397,13 @@ fn whitelist_verdict(
             subject.account = Some(account.clone());
         }
         Scope::Kubernetes { .. } => {
+            let kind = inventory::kinds::by_name(r.kind).and_then(|k| k.kube());
             subject.kubernetes = Some(whitelist::KubeObject {
-                kind: kube_kind(r.kind).to_string(),
-                namespace: r.namespace.clone().filter(|_| r.kind != "k8s-namespace"),
+                kind: kind.map_or("Unknown", |k| k.kube_kind()).to_string(),
+                namespace: r
+                    .namespace
+                    .clone()
+                    .filter(|_| kind.is_some_and(|k| k.id_segment().is_some())),
                 name: r.name.clone(),
                 labels: r.labels.clone(),
                 namespace_labels: r.namespace_labels.clone(),
@@ -353,24 +419,16 @@ fn whitelist_verdict(
     })
 }
 
-/// The Kubernetes kind of a registry kind name.
-fn kube_kind(kind: &str) -> &'static str {
-    match kind {
-        "k8s-namespace" => "Namespace",
-        "k8s-deployment" => "Deployment",
-        "k8s-service" => "Service",
-        "k8s-configmap" => "ConfigMap",
-        _ => "Unknown",
-    }
-}
-
-/// Run-level numbers for the event's `details`: cost avoided per project and in total, the
-/// deletion order, counts per action.
-fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
-    let mut by_project: std::collections::BTreeMap<String, f64> = Default::default();
+/// Run-level numbers for the event's `details`: cost avoided per project and in total (and how
+/// many removals have no known price), the deletion order, counts per action, the kinds that
+/// could not be listed.
+fn details(plan: &Plan, listing: &Listing) -> serde_json::Map<String, serde_json::Value> {
+    let mut by_project: BTreeMap<String, f64> = Default::default();
+    let mut unknown = 0;
     for it in &plan.items {
-        if let Outcome::Delete(b) = &it.outcome {
-            *by_project.entry(b.0.project.clone()).or_default() += b.2.avoided_usd;
+        if let Some(e) = it.estimate() {
+            *by_project.entry(project_of(it)).or_default() += e.avoided_or_zero();
+            unknown += usize::from(e.avoided_usd.is_none());
         }
     }
     let total: f64 = by_project.values().sum();
@@ -384,7 +442,7 @@ fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
         })
         .collect();
     let count = |a: Action| plan.items.iter().filter(|i| i.action() == a).count();
-    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let round = inventory::cost::round_cents;
     let mut m = serde_json::Map::new();
     m.insert("cost_avoided_usd".into(), json!(round(total)));
     m.insert(
@@ -393,14 +451,27 @@ fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
             by_project
                 .into_iter()
                 .map(|(k, v)| (k, round(v)))
-                .collect::<std::collections::BTreeMap<_, _>>()
+                .collect::<BTreeMap<_, _>>()
         ),
     );
+    m.insert("cost_unknown".into(), json!(unknown));
     m.insert("deletion_waves".into(), json!(order));
     m.insert(
         "actions".into(),
         json!({"delete": count(Action::Delete), "warn-48h": count(Action::Warn48h), "warn-24h": count(Action::Warn24h)}),
     );
+    if !listing.failures.is_empty() {
+        m.insert(
+            "not_listed".into(),
+            json!(
+                listing
+                    .failures
+                    .iter()
+                    .map(|f| json!({"scope": f.scope.label(), "kind": f.kind, "error": f.error.to_string()}))
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
     if let Some(c) = &plan.cap_breach {
         m.insert("cap_breach".into(), json!(c));
     }

@@ -3,23 +3,23 @@
 //! `--execute`, never production, restricted data or anything the whitelist protects.
 //!
 //! The crate is a library with a thin binary so that tests drive the same code: `plan` decides,
-//! `job` wires the decision into the shared run harness (`common::harness`).
+//! `execute` acts, `job` wires both into the shared run harness (`common::harness`). What exists
+//! and how to remove it is the shared `inventory` crate's; the TTL rules — the tagging standard
+//! (`tags`), the deadline and stage (`policy`), eligibility (`plan::decide`) and the re-check
+//! just before a removal (`guard`) — are here, and the snooze service (`services/ttl-snooze`)
+//! applies the very same functions.
 
-pub mod aws;
+pub mod archive;
 pub mod config;
-pub mod cost;
 pub mod execute;
-pub mod inventory;
+pub mod guard;
 pub mod job;
-pub mod kinds;
-pub mod kube;
-pub mod live;
 pub mod notices;
 pub mod plan;
 pub mod policy;
-pub mod provider;
 pub mod report;
 pub mod snooze;
+pub mod stage;
 pub mod tags;
 
 pub use job::TtlTeardown;

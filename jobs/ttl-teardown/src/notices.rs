@@ -39,7 +39,8 @@ struct Line<'a> {
     item: &'a Item,
     tags: &'a ResourceTags,
     decision: &'a Decision,
-    monthly_usd: f64,
+    /// Estimated cost per month, `None` when the pricing table does not know it.
+    monthly_usd: Option<f64>,
     links: Vec<(u32, String)>,
     extensions_left: u8,
 }
@@ -97,7 +98,11 @@ pub async fn send(
             item,
             tags,
             decision,
-            monthly_usd: job.pricing.estimate(&item.resource).hourly_usd * 730.0,
+            monthly_usd: job
+                .pricing
+                .estimate(&item.resource)
+                .hourly_usd
+                .map(|h| h * inventory::cost::HOURS_PER_MONTH),
             links,
             extensions_left,
         });
@@ -244,8 +249,8 @@ fn render(owner: &str, lines: &[Line<'_>], max_extensions: u8) -> (String, Strin
         let r = &l.item.resource;
         let stage = l.decision.action.as_str();
         text.push_str(&format!(
-            "- {}\n  kind: {}, project: {}\n  deadline: {} ({stage})\n  why: {}\n  estimated cost: ${:.2}/month\n",
-            r.id, r.kind, l.tags.project, l.decision.deadline, l.decision.reason, l.monthly_usd
+            "- {}\n  kind: {}, project: {}\n  deadline: {} ({stage})\n  why: {}\n  estimated cost: {}/month\n",
+            r.id, r.kind, l.tags.project, l.decision.deadline, l.decision.reason, money(l.monthly_usd)
         ));
         let mut cell = String::new();
         if l.links.is_empty() {
@@ -270,17 +275,25 @@ fn render(owner: &str, lines: &[Line<'_>], max_extensions: u8) -> (String, Strin
         }
         text.push('\n');
         html.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>${:.2}</td><td>{cell}</td></tr>",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{cell}</td></tr>",
             escape_html(&r.id),
             escape_html(r.kind),
             escape_html(&l.tags.project),
             l.decision.deadline,
             escape_html(stage),
             escape_html(&l.decision.reason),
-            l.monthly_usd
+            money(l.monthly_usd)
         ));
     }
     text.push_str("Links open a confirmation page; nothing changes until you confirm there.\n");
     html.push_str("</table><p>Links open a confirmation page; nothing changes until you confirm there.</p></body></html>");
     (text, html)
+}
+
+/// `$12.34`, or `unknown` when the pricing table has no price: unknown must not read as free.
+fn money(v: Option<f64>) -> String {
+    match v {
+        Some(v) => format!("${:.2}", inventory::cost::round_cents(v)),
+        None => "unknown".to_string(),
+    }
 }

@@ -12,7 +12,9 @@ fn field(f: &common::event::Finding, key: &str) -> String {
 }
 
 fn usd(v: &serde_json::Value) -> String {
-    format!("${:.2}", v.as_f64().unwrap_or_default())
+    // `-0.0 == 0.0`: never print "$-0.00".
+    let v = inventory::cost::round_cents(v.as_f64().unwrap_or_default());
+    format!("${v:.2}")
 }
 
 /// Renders the run's result event as the table `--output table` prints.
@@ -72,6 +74,16 @@ pub fn table(event: &ResultEvent) -> String {
             if !parts.is_empty() {
                 out.push_str(&format!(" ({})", parts.join(", ")));
             }
+        }
+        if let Some(n) = event
+            .details
+            .get("cost_unknown")
+            .and_then(|v| v.as_u64())
+            .filter(|n| *n > 0)
+        {
+            out.push_str(&format!(
+                "; cost unknown for {n} (not in the pricing table), counted as $0.00"
+            ));
         }
         out.push('\n');
     }

@@ -35,7 +35,7 @@ use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::policy::{NotifiedStage, parse_notified_tag_value};
+use crate::stage::{NotifiedStage, parse_notified_tag_value};
 
 const SECS_PER_HOUR: i64 = 60 * 60;
 const SECS_PER_DAY: i64 = 24 * SECS_PER_HOUR;
@@ -372,11 +372,13 @@ pub struct ResourceTags {
     pub project: String,
     /// Non-blank.
     pub cost_center: String,
-    /// Positive and at most `max_ttl`.
+    /// Positive and at most `max_ttl`; [`SignedDuration::MAX`] (no deadline) for a production
+    /// resource without the tag, which the standard does not require of production.
     pub ttl: SignedDuration,
     /// From the tag, else from the fallback; never beyond `now + clock_skew`.
     pub created_at: Timestamp,
-    /// Whether the owner opted in to teardown.
+    /// Whether the owner opted in to teardown (`false` for a production resource without the
+    /// tag).
     pub auto_teardown: bool,
     /// One of `allowed_data_classes`.
     pub data_class: String,
@@ -561,58 +563,75 @@ pub fn parse_tags(
     let project = required(tags, &keys.project, v).map(str::to_owned);
     let cost_center = required(tags, &keys.cost_center, v).map(str::to_owned);
 
-    let ttl = required(tags, &keys.ttl, v).and_then(|value| match parse_ttl(value) {
-        Ok(ttl) if ttl > policy.max_ttl => {
-            v.push(ttl_above_maximum(&keys.ttl, value, policy));
-            None
-        }
-        Ok(ttl) => Some(ttl),
-        Err(TtlError::TooLarge) => {
-            v.push(ttl_above_maximum(&keys.ttl, value, policy));
-            None
-        }
-        Err(e @ TtlError::NotPositive) => {
-            v.push(violation(
-                &keys.ttl,
-                Some(value),
-                ViolationKind::NonPositiveTtl,
-                format!("{} {e}", keys.ttl),
-            ));
-            None
-        }
-        Err(e @ TtlError::Malformed) => {
-            v.push(violation(
-                &keys.ttl,
-                Some(value),
-                ViolationKind::InvalidTtl,
-                format!(
-                    "{} {e}, at most {}",
-                    keys.ttl,
-                    format_duration(policy.max_ttl)
-                ),
-            ));
-            None
-        }
-    });
+    // Production resources are never torn down, so the standard does not ask them for a ttl or
+    // an auto-teardown tag: absent, they mean "no deadline" and "not opted in". Present, they
+    // are checked like any other tag.
+    let production = environment
+        .as_ref()
+        .is_some_and(|e| policy.prod_environments.contains(e));
+    let ttl_exempt = production && !tags.contains_key(&keys.ttl);
+    let auto_teardown_exempt = production && !tags.contains_key(&keys.auto_teardown);
+
+    let ttl = if ttl_exempt {
+        Some(SignedDuration::MAX)
+    } else {
+        required(tags, &keys.ttl, v).and_then(|value| match parse_ttl(value) {
+            Ok(ttl) if ttl > policy.max_ttl => {
+                v.push(ttl_above_maximum(&keys.ttl, value, policy));
+                None
+            }
+            Ok(ttl) => Some(ttl),
+            Err(TtlError::TooLarge) => {
+                v.push(ttl_above_maximum(&keys.ttl, value, policy));
+                None
+            }
+            Err(e @ TtlError::NotPositive) => {
+                v.push(violation(
+                    &keys.ttl,
+                    Some(value),
+                    ViolationKind::NonPositiveTtl,
+                    format!("{} {e}", keys.ttl),
+                ));
+                None
+            }
+            Err(e @ TtlError::Malformed) => {
+                v.push(violation(
+                    &keys.ttl,
+                    Some(value),
+                    ViolationKind::InvalidTtl,
+                    format!(
+                        "{} {e}, at most {}",
+                        keys.ttl,
+                        format_duration(policy.max_ttl)
+                    ),
+                ));
+                None
+            }
+        })
+    };
 
     let created_at = created_at(tags, fallback_created_at, policy, now, v, &mut notes);
 
-    let auto_teardown = required(tags, &keys.auto_teardown, v).and_then(|value| match value {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => {
-            v.push(violation(
-                &keys.auto_teardown,
-                Some(value),
-                ViolationKind::InvalidBool,
-                format!(
-                    "{} must be exactly \"true\" or \"false\" (lowercase)",
-                    keys.auto_teardown
-                ),
-            ));
-            None
-        }
-    });
+    let auto_teardown = if auto_teardown_exempt {
+        Some(false)
+    } else {
+        required(tags, &keys.auto_teardown, v).and_then(|value| match value {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                v.push(violation(
+                    &keys.auto_teardown,
+                    Some(value),
+                    ViolationKind::InvalidBool,
+                    format!(
+                        "{} must be exactly \"true\" or \"false\" (lowercase)",
+                        keys.auto_teardown
+                    ),
+                ));
+                None
+            }
+        })
+    };
 
     let data_class = required(tags, &keys.data_class, v)
         .and_then(|value| one_of(&keys.data_class, value, &policy.allowed_data_classes, v));
@@ -689,7 +708,7 @@ pub fn parse_tags(
             ),
         ));
     }
-    if let (Some(ttl), Some(days)) = (ttl, extended_days) {
+    if let (Some(ttl), Some(days), false) = (ttl, extended_days, ttl_exempt) {
         let extra = SignedDuration::from_secs(i64::from(days) * SECS_PER_DAY);
         // ttl ≤ max_ttl and days ≤ u32::MAX, so this cannot overflow.
         let lifetime = ttl + extra;

@@ -6,6 +6,7 @@
 //! A service that cannot start is an error that says which service and why; tests never skip.
 
 pub mod fakekube;
+pub mod fixtures;
 pub mod kafka;
 pub mod kafka_connect;
 pub mod moto;

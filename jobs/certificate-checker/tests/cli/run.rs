@@ -202,7 +202,14 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
             .unwrap_or("")
             .contains("Test Root")
     );
-    assert_eq!(e.fields["fingerprint"].as_str().map(str::len), Some(64));
+    let fingerprint = e.fields["fingerprint"].as_str().expect("fingerprint");
+    let hex = fingerprint
+        .strip_prefix("sha256:")
+        .expect("sha256: prefix, as the README shows");
+    assert!(
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{fingerprint}"
+    );
     assert!(e.fields["serial"].as_str().is_some_and(|s| !s.is_empty()));
     let soon_f = find(&event, "certificate_expiry", "k8s:secret/apps/soon");
     assert_eq!(

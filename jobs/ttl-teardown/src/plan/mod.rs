@@ -1,18 +1,24 @@
 //! The planner: from an inventory to a decision per resource and an ordered list of deletions.
 //!
 //! Every resource gets exactly one [`Outcome`] with a reason, checked in this order, first match
-//! wins — the order is the safety argument:
+//! wins — the order is the safety argument ([`decide`], which the snooze service applies too):
 //! 1. tags unreadable → protected;
 //! 2. the whitelist protects it → protected (naming the rule);
 //! 3. an AWS account outside `allowed_accounts` → protected;
-//! 4. any tag violation → `tag-violation`, never deleted;
-//! 5. not eligible (prod, auto-teardown=false, restricted data) → protected;
-//! 6. otherwise the stage decides: nothing, a warning, or a deletion.
+//! 4. part of another resource (a root volume, an instance of an Auto Scaling group): it goes
+//!    with its owner, never on its own; if it is protected in its own right (steps 1–3, or its
+//!    tags say production, restricted, opted out), its owner is held;
+//! 5. any tag violation → `tag-violation`, never deleted;
+//! 6. not eligible (prod, auto-teardown=false, restricted data) → protected;
+//! 7. otherwise the stage decides: nothing, a warning, or a deletion.
 //!
 //! Deletions are then ordered per instance (a resource after everything in its `wait_for`) with
-//! the kind registry's order breaking ties. A deletion that waits for a resource which is *not*
-//! being deleted (the instance using this security group is protected) is held back with that
-//! reason. Finally the blast-radius caps are checked per account and per cluster.
+//! the kind registry's order breaking ties. A deletion is held back, with the reason, when it
+//! waits for a resource which is *not* being deleted (the instance using this security group is
+//! protected), when it would take a protected part with it, or when a kind it may depend on could
+//! not be listed in its scope (an instance listing that failed holds that region's security
+//! groups and volumes). Finally the blast-radius caps are checked per account and per cluster;
+//! a resource going with its owner counts as a deletion.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -20,10 +26,9 @@ use common::event::{Finding, Severity};
 use jiff::Timestamp;
 use serde_json::json;
 
+use inventory::{Estimate, Pricing, Resource};
+
 use crate::config::Caps;
-use crate::cost::{Estimate, Pricing};
-use crate::inventory::Resource;
-use crate::kinds;
 use crate::policy::{self, Action, Decision, Stage};
 use crate::tags::{self, ResourceTags, TagPolicy, TagViolation};
 
@@ -63,8 +68,33 @@ pub enum Outcome {
     Warn(Box<(ResourceTags, Decision)>),
     /// Eligible, expired: to be deleted.
     Delete(Box<(ResourceTags, Decision, Estimate)>),
-    /// Expired, but it waits for a resource this run does not delete.
+    /// Expired, but it waits for a resource this run does not delete, would take a protected part
+    /// with it, or may depend on a kind that could not be listed.
     Held(Box<(ResourceTags, Decision)>, String),
+    /// Part of another resource that this run keeps: nothing to do (it goes when its owner does).
+    /// `protection` says why it is protected in its own right, when it is: that keeps its owner.
+    Part {
+        /// The owner's id.
+        owner: String,
+        /// Why the part itself must not go, if it must not.
+        protection: Option<String>,
+    },
+    /// Part of a resource this run deletes: it goes with it (no removal call of its own; the
+    /// executor audits it and waits for it to be gone).
+    WithOwner(Box<WithOwner>),
+}
+
+/// A part that goes with its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WithOwner {
+    /// The owner's id.
+    pub owner: String,
+    /// The owner's deadline.
+    pub deadline: Timestamp,
+    /// Why the owner is deleted.
+    pub owner_reason: String,
+    /// The part's own cost over the horizon.
+    pub estimate: Estimate,
 }
 
 /// One resource and what the run does with it.
@@ -100,6 +130,9 @@ pub struct Rules<'a> {
     pub pricing: &'a Pricing,
     /// The whitelist verdict for a resource (`None`: not protected).
     pub whitelist: &'a dyn Fn(&Resource) -> Option<Protected>,
+    /// Why a resource may depend on something that could not be listed (`None`: the listing of
+    /// everything it may depend on succeeded).
+    pub listing_failure: &'a dyn Fn(&Resource) -> Option<String>,
     /// "Now".
     pub now: Timestamp,
 }
@@ -113,7 +146,7 @@ pub fn plan(resources: Vec<Resource>, rules: &Rules<'_>) -> Plan {
             Item { resource, outcome }
         })
         .collect();
-    let waves = order_deletions(&mut items);
+    let waves = order_deletions(&mut items, rules.pricing);
     let cap_breach = check_caps(&items, rules.caps);
     Plan {
         items,
@@ -122,23 +155,42 @@ pub fn plan(resources: Vec<Resource>, rules: &Rules<'_>) -> Plan {
     }
 }
 
-fn decide(r: &Resource, rules: &Rules<'_>) -> Outcome {
-    if let Some(detail) = &r.tags_unreadable {
-        return Outcome::Protected(Protected {
-            rule: "unreadable-tags".to_string(),
-            reason: format!("tags could not be read ({detail}): treated as protected"),
-        });
+/// The outcome for one resource on its own, before ordering (which may still hold a deletion
+/// back or send a part with its owner). The snooze service asks the same question of the
+/// resource it is about to extend: only an eligible outcome ([`Outcome::is_eligible`]) may be.
+pub fn decide(r: &Resource, rules: &Rules<'_>) -> Outcome {
+    if let Some(p) = protection(r, rules) {
+        return match &r.part_of {
+            Some(owner) if !owner.starts_with("unresolved:") => Outcome::Part {
+                owner: owner.clone(),
+                protection: Some(p.reason),
+            },
+            _ => Outcome::Protected(p),
+        };
     }
-    if let Some(p) = (rules.whitelist)(r) {
-        return Outcome::Protected(p);
-    }
-    if let crate::inventory::Scope::Aws { account, .. } = &r.scope
-        && !rules.allowed_accounts.contains(account)
-    {
-        return Outcome::Protected(Protected {
-            rule: "allowed_accounts".to_string(),
-            reason: format!("account {account} is not in job.allowed_accounts"),
-        });
+    match &r.part_of {
+        Some(owner) if owner.starts_with("unresolved:") => {
+            return Outcome::Protected(Protected {
+                rule: "part-of-unknown".to_string(),
+                reason: format!(
+                    "part of {}, which was not found: never removed on its own",
+                    owner.trim_start_matches("unresolved:")
+                ),
+            });
+        }
+        Some(owner) => {
+            // Its own tags only matter when they protect it (root volumes carry none).
+            let protection = tags::parse_tags(&r.tags, r.created_fallback, rules.policy, rules.now)
+                .ok()
+                .map(|t| policy::evaluate(&t, rules.policy, rules.now))
+                .filter(|d| !d.eligible)
+                .map(|d| d.reason);
+            return Outcome::Part {
+                owner: owner.clone(),
+                protection,
+            };
+        }
+        None => {}
     }
     let parsed = match tags::parse_tags(&r.tags, r.created_fallback, rules.policy, rules.now) {
         Ok(t) => t,
@@ -149,45 +201,155 @@ fn decide(r: &Resource, rules: &Rules<'_>) -> Outcome {
         return Outcome::Ineligible(Box::new((parsed, decision)));
     }
     match decision.action {
-        Action::Delete => {
-            let estimate = rules.pricing.estimate(r);
-            Outcome::Delete(Box::new((parsed, decision, estimate)))
-        }
+        Action::Delete => match (rules.listing_failure)(r) {
+            Some(why) => Outcome::Held(Box::new((parsed, decision)), why),
+            None => {
+                let estimate = rules.pricing.estimate(r);
+                Outcome::Delete(Box::new((parsed, decision, estimate)))
+            }
+        },
         Action::Warn48h | Action::Warn24h => Outcome::Warn(Box::new((parsed, decision))),
         Action::None => Outcome::Nothing(Box::new((parsed, decision))),
     }
 }
 
-/// Holds back deletions whose `wait_for` includes a resource that stays, then sorts the rest in
-/// waves (Kahn's algorithm over per-instance edges; kind order and id break ties).
-fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
+/// Protection that comes before the tags: unreadable tags, the whitelist, the account allowlist.
+fn protection(r: &Resource, rules: &Rules<'_>) -> Option<Protected> {
+    if let Some(detail) = &r.tags_unreadable {
+        return Some(Protected {
+            rule: "unreadable-tags".to_string(),
+            reason: format!("tags could not be read ({detail}): treated as protected"),
+        });
+    }
+    if let Some(p) = (rules.whitelist)(r) {
+        return Some(p);
+    }
+    if let inventory::Scope::Aws { account, .. } = &r.scope
+        && !rules.allowed_accounts.contains(account)
+    {
+        return Some(Protected {
+            rule: "allowed_accounts".to_string(),
+            reason: format!("account {account} is not in job.allowed_accounts"),
+        });
+    }
+    None
+}
+
+impl Outcome {
+    /// Tags and decision, when tags are valid.
+    pub fn tags_and_decision(&self) -> Option<(&ResourceTags, &Decision)> {
+        match self {
+            Outcome::Ineligible(b)
+            | Outcome::Nothing(b)
+            | Outcome::Warn(b)
+            | Outcome::Held(b, _) => Some((&b.0, &b.1)),
+            Outcome::Delete(b) => Some((&b.0, &b.1)),
+            Outcome::Protected(_)
+            | Outcome::Violation(_)
+            | Outcome::Part { .. }
+            | Outcome::WithOwner(_) => None,
+        }
+    }
+
+    /// Why the run does what it does with this resource, one line.
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::Protected(p) => p.reason.clone(),
+            Outcome::Violation(v) => v
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            Outcome::Ineligible(b) => b.1.reason.clone(),
+            Outcome::Nothing(b) | Outcome::Warn(b) => b.1.action_reason.clone(),
+            Outcome::Delete(b) => format!("{}; {}", b.1.action_reason, b.1.reason),
+            Outcome::Held(_, why) => format!("expired but held: {why}"),
+            Outcome::Part {
+                owner,
+                protection: None,
+            } => format!("part of {owner}: it goes when its owner does"),
+            Outcome::Part {
+                owner,
+                protection: Some(why),
+            } => format!("part of {owner}, and protected: {why}"),
+            Outcome::WithOwner(w) => format!("goes with {}: {}", w.owner, w.owner_reason),
+        }
+    }
+
+    /// Whether the resource is eligible for teardown on its own (not protected, tags valid,
+    /// opted in, not production or restricted, not a part): what a snooze or a release requires.
+    pub fn is_eligible(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Nothing(_) | Outcome::Warn(_) | Outcome::Delete(_) | Outcome::Held(..)
+        )
+    }
+}
+
+/// Holds back deletions that cannot go this run, sends parts with their deleted owners, then
+/// sorts what is removed in waves (Kahn's algorithm over per-instance edges; kind order and id
+/// break ties).
+fn order_deletions(items: &mut [Item], pricing: &Pricing) -> Vec<Vec<usize>> {
     let index: HashMap<String, usize> = items
         .iter()
         .enumerate()
         .map(|(i, it)| (it.resource.id.clone(), i))
         .collect();
-    // Holding one deletion back can make another wait on it: repeat until nothing changes.
+    // Parts of each owner.
+    let mut parts: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        if let Some(owner) = it.resource.part_of.as_ref().and_then(|o| index.get(o)) {
+            parts.entry(*owner).or_default().push(i);
+        }
+    }
+    // Holding one deletion back can make another wait on it, and change what goes with whom:
+    // repeat until nothing changes.
     loop {
-        let deleting: HashSet<usize> = deletions(items).collect();
+        let gone: HashSet<usize> = removals(items).collect();
         let mut changed = false;
-        for &i in &deleting {
-            let blocker = items[i]
-                .resource
-                .wait_for
-                .iter()
-                .find(|w| index.get(*w).is_some_and(|j| !deleting.contains(j)))
-                .cloned();
-            if let Some(b) = blocker {
-                let outcome =
-                    std::mem::replace(&mut items[i].outcome, Outcome::Protected(placeholder()));
-                if let Outcome::Delete(boxed) = outcome {
-                    let (t, d, _) = *boxed;
-                    items[i].outcome = Outcome::Held(
-                        Box::new((t, d)),
-                        format!("waits for {b}, which this run does not delete"),
-                    );
-                    changed = true;
+        for i in 0..items.len() {
+            let hold = match &items[i].outcome {
+                Outcome::Delete(_) => {
+                    let waits = items[i]
+                        .resource
+                        .wait_for
+                        .iter()
+                        .find(|w| index.get(*w).is_some_and(|j| !gone.contains(j)))
+                        .map(|b| format!("waits for {b}, which this run does not delete"));
+                    waits.or_else(|| protected_part(items, &parts, i))
                 }
+                _ => None,
+            };
+            if let Some(why) = hold {
+                hold_back(&mut items[i], why);
+                changed = true;
+                continue;
+            }
+            // A part follows its owner: with it when the owner goes, kept when it stays.
+            let owner = items[i]
+                .resource
+                .part_of
+                .as_ref()
+                .and_then(|o| index.get(o))
+                .copied();
+            let Some(owner) = owner else { continue };
+            let owner_goes = gone.contains(&owner);
+            let next = match (&items[i].outcome, owner_goes) {
+                (
+                    Outcome::Part {
+                        protection: None, ..
+                    },
+                    true,
+                ) => Some(with_owner(&items[owner], &items[i].resource, pricing)),
+                (Outcome::WithOwner(w), false) => Some(Outcome::Part {
+                    owner: w.owner.clone(),
+                    protection: None,
+                }),
+                _ => None,
+            };
+            if let Some(next) = next {
+                items[i].outcome = next;
+                changed = true;
             }
         }
         if !changed {
@@ -195,12 +357,12 @@ fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
         }
     }
 
-    let kind_rank: HashMap<&str, usize> = kinds::deletion_order()
+    let kind_rank: HashMap<&str, usize> = inventory::kinds::deletion_order()
         .into_iter()
         .enumerate()
         .map(|(i, k)| (k, i))
         .collect();
-    let mut remaining: Vec<usize> = deletions(items).collect();
+    let mut remaining: Vec<usize> = removals(items).collect();
     let mut waves = Vec::new();
     let mut gone: HashSet<usize> = HashSet::new();
     while !remaining.is_empty() {
@@ -219,15 +381,10 @@ fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
         if wave.is_empty() {
             // A per-instance cycle (inconsistent inventory): hold every remaining deletion.
             for &i in &remaining {
-                let outcome =
-                    std::mem::replace(&mut items[i].outcome, Outcome::Protected(placeholder()));
-                if let Outcome::Delete(boxed) = outcome {
-                    let (t, d, _) = *boxed;
-                    items[i].outcome = Outcome::Held(
-                        Box::new((t, d)),
-                        "dependency cycle in the inventory".to_string(),
-                    );
-                }
+                hold_back(
+                    &mut items[i],
+                    "dependency cycle in the inventory".to_string(),
+                );
             }
             break;
         }
@@ -247,18 +404,77 @@ fn order_deletions(items: &mut [Item]) -> Vec<Vec<usize>> {
     waves
 }
 
-fn placeholder() -> Protected {
-    Protected {
-        rule: String::new(),
-        reason: String::new(),
-    }
+/// Turns a deletion into a hold with `why`; a part going with it stays a part.
+fn hold_back(item: &mut Item, why: String) {
+    let outcome = std::mem::replace(
+        &mut item.outcome,
+        Outcome::Part {
+            owner: String::new(),
+            protection: None,
+        },
+    );
+    item.outcome = match outcome {
+        Outcome::Delete(boxed) => {
+            let (t, d, _) = *boxed;
+            Outcome::Held(Box::new((t, d)), why)
+        }
+        Outcome::WithOwner(w) => Outcome::Part {
+            owner: w.owner,
+            protection: None,
+        },
+        other => other,
+    };
 }
 
-fn deletions(items: &[Item]) -> impl Iterator<Item = usize> + '_ {
+/// Why deleting `owner` would take a protected part with it, looking through parts of parts (an
+/// Auto Scaling group's instance's root volume).
+fn protected_part(
+    items: &[Item],
+    parts: &HashMap<usize, Vec<usize>>,
+    owner: usize,
+) -> Option<String> {
+    let mut stack: Vec<usize> = parts.get(&owner).cloned().unwrap_or_default();
+    let mut seen: HashSet<usize> = HashSet::new();
+    while let Some(p) = stack.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        if let Outcome::Part {
+            protection: Some(why),
+            ..
+        } = &items[p].outcome
+        {
+            return Some(format!(
+                "deleting it would also delete {}, which is protected: {why}",
+                items[p].resource.id
+            ));
+        }
+        stack.extend(parts.get(&p).into_iter().flatten().copied());
+    }
+    None
+}
+
+/// The outcome of a part whose owner is being deleted (or goes with its own owner).
+fn with_owner(owner: &Item, part: &Resource, pricing: &Pricing) -> Outcome {
+    let (deadline, owner_reason) = match &owner.outcome {
+        Outcome::Delete(b) => (b.1.deadline, b.1.reason.clone()),
+        Outcome::WithOwner(w) => (w.deadline, format!("it goes with {}", w.owner)),
+        _ => (Timestamp::MAX, String::new()),
+    };
+    Outcome::WithOwner(Box::new(WithOwner {
+        owner: owner.resource.id.clone(),
+        deadline,
+        owner_reason,
+        estimate: pricing.estimate(part),
+    }))
+}
+
+/// What this run removes: deletions and the parts going with them.
+fn removals(items: &[Item]) -> impl Iterator<Item = usize> + '_ {
     items
         .iter()
         .enumerate()
-        .filter(|(_, it)| matches!(it.outcome, Outcome::Delete(_)))
+        .filter(|(_, it)| matches!(it.outcome, Outcome::Delete(_) | Outcome::WithOwner(_)))
         .map(|(i, _)| i)
 }
 
@@ -270,7 +486,7 @@ fn check_caps(items: &[Item], caps: &Caps) -> Option<String> {
     for it in items {
         let key = it.resource.scope.cap_key();
         match &it.outcome {
-            Outcome::Delete(_) => {
+            Outcome::Delete(_) | Outcome::WithOwner(_) => {
                 *deleting.entry(key.clone()).or_default() += 1;
                 *eligible.entry(key).or_default() += 1;
             }
@@ -308,7 +524,7 @@ impl Item {
     /// The action this run takes.
     pub fn action(&self) -> Action {
         match &self.outcome {
-            Outcome::Delete(_) => Action::Delete,
+            Outcome::Delete(_) | Outcome::WithOwner(_) => Action::Delete,
             Outcome::Warn(b) => b.1.action,
             _ => Action::None,
         }
@@ -321,29 +537,29 @@ impl Item {
 
     /// Tags and decision, when tags are valid.
     pub fn tags_and_decision(&self) -> Option<(&ResourceTags, &Decision)> {
-        match &self.outcome {
-            Outcome::Ineligible(b)
-            | Outcome::Nothing(b)
-            | Outcome::Warn(b)
-            | Outcome::Held(b, _) => Some((&b.0, &b.1)),
-            Outcome::Delete(b) => Some((&b.0, &b.1)),
-            Outcome::Protected(_) | Outcome::Violation(_) => None,
-        }
+        self.outcome.tags_and_decision()
     }
 
     /// Why the run does what it does with this resource, one line.
     pub fn reason(&self) -> String {
+        self.outcome.reason()
+    }
+
+    /// The cost avoided by this run's removal of it, when it is removed.
+    pub fn estimate(&self) -> Option<&Estimate> {
         match &self.outcome {
-            Outcome::Protected(p) => p.reason.clone(),
-            Outcome::Violation(v) => v
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-            Outcome::Ineligible(b) => b.1.reason.clone(),
-            Outcome::Nothing(b) | Outcome::Warn(b) => b.1.action_reason.clone(),
-            Outcome::Delete(b) => format!("{}; {}", b.1.action_reason, b.1.reason),
-            Outcome::Held(_, why) => format!("expired but held: {why}"),
+            Outcome::Delete(b) => Some(&b.2),
+            Outcome::WithOwner(w) => Some(&w.estimate),
+            _ => None,
+        }
+    }
+
+    /// The deadline that makes it go this run, when it is removed.
+    pub fn removal_deadline(&self) -> Option<Timestamp> {
+        match &self.outcome {
+            Outcome::Delete(b) => Some(b.1.deadline),
+            Outcome::WithOwner(w) => Some(w.deadline),
+            _ => None,
         }
     }
 
@@ -361,7 +577,14 @@ impl Item {
             }
             Outcome::Nothing(_) => return None,
             Outcome::Warn(_) => (finding_type::EXPIRING, Severity::Warning),
-            Outcome::Delete(_) | Outcome::Held(..) => (finding_type::EXPIRED, Severity::Critical),
+            Outcome::Delete(_) | Outcome::Held(..) | Outcome::WithOwner(_) => {
+                (finding_type::EXPIRED, Severity::Critical)
+            }
+            // A part its owner keeps: nothing to say about it (a root volume is no violation).
+            Outcome::Part {
+                protection: None, ..
+            } => return None,
+            Outcome::Part { .. } => (finding_type::PROTECTED, Severity::Info),
         };
         let reason = self.reason();
         let mut f = Finding::new(
@@ -375,24 +598,37 @@ impl Item {
         .with("reason", reason.clone());
         match self.tags_and_decision() {
             Some((t, d)) => {
+                // A production resource without a ttl has no deadline at all.
+                let deadline = (d.deadline != Timestamp::MAX).then(|| d.deadline.to_string());
                 f = f
-                    .with("deadline", d.deadline.to_string())
+                    .with("deadline", deadline)
                     .with("stage", d.stage.as_str())
                     .with("owner", t.owner.clone())
                     .with("project", t.project.clone());
             }
             None => {
                 f = f
-                    .with("deadline", serde_json::Value::Null)
+                    .with("deadline", self.removal_deadline().map(|d| d.to_string()))
                     .with("owner", r.tags.get("owner").cloned())
                     .with("project", r.tags.get("project").cloned());
             }
         }
-        let cost = match &self.outcome {
-            Outcome::Delete(b) => Some(b.2.avoided_usd),
+        if let Some(name) = r.display_name() {
+            f = f.with("name", name);
+        }
+        let part_of = match &self.outcome {
+            Outcome::Part { owner, .. } => Some(owner.clone()),
+            Outcome::WithOwner(w) => Some(w.owner.clone()),
             _ => None,
         };
-        f = f.with("cost_avoided_usd", cost);
+        if let Some(owner) = part_of {
+            f = f.with("part_of", owner);
+        }
+        let estimate = self.estimate();
+        f = f.with("cost_avoided_usd", estimate.and_then(|e| e.avoided_usd));
+        if let Some(note) = estimate.and_then(|e| e.note.clone()) {
+            f = f.with("cost_note", note);
+        }
         match &self.outcome {
             Outcome::Protected(p) => f = f.with("rule", p.rule.clone()),
             Outcome::Violation(v) => {

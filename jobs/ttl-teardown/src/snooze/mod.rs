@@ -1,8 +1,8 @@
 //! Snooze links: owners extend a resource's deadline from the warning email.
 //!
-//! `token` signs and verifies the links; `server` is the small HTTP service behind them.
+//! `token` signs and verifies the links; the HTTP service behind them is its own crate,
+//! `services/ttl-snooze`.
 
-pub mod server;
 pub mod token;
 
 /// Escapes text for HTML element content and double-quoted attribute values.

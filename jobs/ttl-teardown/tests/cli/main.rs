@@ -5,6 +5,7 @@
 mod demo;
 mod execute;
 mod harness;
+mod lock;
 mod notices;
 
 use std::path::{Path, PathBuf};

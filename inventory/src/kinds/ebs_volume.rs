@@ -1,0 +1,198 @@
+//! EBS volumes: listed with their size and attachments; removal is DeleteVolume (an attached
+//! volume fails with the retryable `VolumeInUse`).
+//!
+//! A volume attached with DeleteOnTermination (an instance's root volume, by default) is part
+//! of its instance: it goes when the instance is terminated, is never removed on its own and is
+//! no tag violation (AWS leaves root volumes untagged). Any other attached volume waits for the
+//! instances it is attached to.
+
+use aws_sdk_ec2::types::Volume;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::ec2_instance::simple_id;
+use crate::aws::error::{failed, found};
+use crate::aws::{AwsScope, ec2_tags, ec2_write_tags};
+use crate::cost::{Cost, Pricing};
+use crate::error::ProviderError;
+use crate::kind::{ArnShape, AwsKind, Current, Kind, Measure, Phase, Platform, Quota, Removal};
+use crate::resource::{Ref, Relation, Resource};
+
+/// `ebs-volume`.
+pub struct EbsVolume;
+
+/// Registry name.
+pub const NAME: &str = "ebs-volume";
+
+/// What AWS says when the volume does not exist (any more).
+const NOT_FOUND: &[&str] = &["InvalidVolume.NotFound"];
+
+const SHAPE: ArnShape = ArnShape {
+    service: "ec2",
+    prefix: "volume/",
+    regional: true,
+    has_account: true,
+};
+
+impl Kind for EbsVolume {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn platform(&self) -> Platform {
+        Platform::Aws
+    }
+    fn wait_for(&self) -> &'static [&'static str] {
+        &[super::ec2_instance::NAME]
+    }
+    fn quota(&self) -> Option<Quota> {
+        Some(Quota {
+            dimension: "ebs_volume_gb",
+            measure: Measure::SizeGb,
+        })
+    }
+    fn cost(&self, r: &Resource, p: &Pricing) -> Cost {
+        Pricing::per_gb(r.attributes.size_gb, p.ebs_gb_month)
+    }
+    fn aws(&self) -> Option<&dyn AwsKind> {
+        Some(self)
+    }
+}
+
+impl AwsKind for EbsVolume {
+    fn arn(&self) -> ArnShape {
+        SHAPE
+    }
+    fn native_id(&self, resource_part: &str) -> Option<String> {
+        simple_id(resource_part, SHAPE.prefix)
+    }
+    fn iam_actions(&self) -> &'static [&'static str] {
+        &[
+            "ec2:CreateTags",
+            "ec2:DeleteTags",
+            "ec2:DeleteVolume",
+            "ec2:DescribeVolumes",
+        ]
+    }
+
+    fn list<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+    ) -> BoxFuture<'a, Result<Vec<Resource>, ProviderError>> {
+        async move {
+            let mut pages = aws
+                .clients
+                .ec2
+                .describe_volumes()
+                .max_results(aws.page(5, 500))
+                .into_paginator()
+                .send();
+            let mut out = Vec::new();
+            loop {
+                aws.throttle().await;
+                let Some(page) = pages.next().await else {
+                    break;
+                };
+                let page = page.map_err(|e| failed(e, "list ebs-volume", &aws.scope_label()))?;
+                out.extend(page.volumes().iter().filter_map(|v| resource(aws, v)));
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn describe<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+        arn: &'a str,
+        native: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Current>, ProviderError>> {
+        async move {
+            aws.throttle().await;
+            let sent = aws
+                .clients
+                .ec2
+                .describe_volumes()
+                .volume_ids(native)
+                .send()
+                .await;
+            let Some(out) = found(sent, NOT_FOUND, "describe", arn)? else {
+                return Ok(None);
+            };
+            let volume = out.volumes().iter().find(|v| v.volume_id() == Some(native));
+            Ok(volume.map(|v| Current {
+                state: v.state().map_or("unknown", |s| s.as_str()).to_string(),
+                tags: Ok(ec2_tags(v.tags())),
+                never: None,
+            }))
+        }
+        .boxed()
+    }
+
+    fn write_tags<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+        arn: &'a str,
+        native: &'a str,
+        set: &'a [(String, String)],
+        remove: &'a [String],
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        ec2_write_tags(aws, arn, native, set, remove).boxed()
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+        arn: &'a str,
+        native: &'a str,
+    ) -> BoxFuture<'a, Result<Removal, ProviderError>> {
+        async move {
+            aws.throttle().await;
+            let sent = aws
+                .clients
+                .ec2
+                .delete_volume()
+                .volume_id(native)
+                .send()
+                .await;
+            found(sent, NOT_FOUND, "delete", arn).map(|_| Removal::Done)
+        }
+        .boxed()
+    }
+
+    fn phase(&self, state: &str) -> Phase {
+        match state {
+            "deleted" => Phase::Gone,
+            // Nothing waits for volumes: a deletion under way is as good as done.
+            "deleting" => Phase::Removing(Removal::Done),
+            _ => Phase::Live,
+        }
+    }
+}
+
+fn resource(aws: &AwsScope, v: &Volume) -> Option<Resource> {
+    let id = v.volume_id()?;
+    let state = v.state().map_or("unknown", |s| s.as_str());
+    if state == "deleted" {
+        return None;
+    }
+    let mut r = aws.resource(NAME, aws.arn(SHAPE, id), id.to_string());
+    r.tags = ec2_tags(v.tags());
+    r.state = Some(state.to_string());
+    r.attributes.size_gb = v.size().map(f64::from);
+    r.attributes.created = v
+        .create_time()
+        .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok());
+    for a in v.attachments() {
+        let Some(instance) = a.instance_id() else {
+            continue;
+        };
+        let relation = if a.delete_on_termination() == Some(true) {
+            Relation::PartOf
+        } else {
+            Relation::WaitsFor
+        };
+        r.refs
+            .push(Ref::new(relation, super::ec2_instance::NAME, instance));
+    }
+    Some(r)
+}
