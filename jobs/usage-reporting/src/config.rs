@@ -229,9 +229,10 @@ pub struct InventorySource {
     /// List every (account, region) of the `aws:` section.
     #[serde(default)]
     pub aws: bool,
-    /// List namespaces of the `kubernetes:` cluster.
+    /// List namespaces (and namespaced objects) of the `kubernetes:` cluster: the inventory's
+    /// own section (`annotation_prefix`, `namespace_selector`, `kinds`, `object_selector`).
     #[serde(default)]
-    pub kubernetes: Option<KubeInventory>,
+    pub kubernetes: Option<inventory::KubeSource>,
     /// The tag (AWS) or annotation (Kubernetes, under `annotation_prefix`) naming the project.
     #[serde(default = "default_project_tag")]
     pub project_tag: String,
@@ -239,22 +240,6 @@ pub struct InventorySource {
 
 fn default_project_tag() -> String {
     "project".to_string()
-}
-
-/// Kubernetes part of the inventory.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KubeInventory {
-    /// Annotations under this prefix are the namespace's tags (`project` among them).
-    #[serde(default = "default_annotation_prefix")]
-    pub annotation_prefix: String,
-    /// Only namespaces matching this label selector.
-    #[serde(default)]
-    pub namespace_selector: Option<String>,
-}
-
-fn default_annotation_prefix() -> String {
-    "governance.io/".to_string()
 }
 
 /// When a quota is worth a warning.
@@ -379,6 +364,15 @@ impl UsageConfig {
                     "enable aws or kubernetes (or remove the section)".into(),
                 ));
             }
+            if let Some(k) = &i.kubernetes {
+                for p in k.validate() {
+                    let (field, message) = p.split_once(": ").unwrap_or(("", p.as_str()));
+                    problems.push((
+                        format!("job.inventory.kubernetes.{field}"),
+                        message.to_string(),
+                    ));
+                }
+            }
             if i.project_tag.trim().is_empty() {
                 problems.push((
                     "job.inventory.project_tag".into(),
@@ -449,6 +443,8 @@ mod tests {
         let p = c.job.prometheus.as_ref().expect("prometheus");
         assert_eq!(p.group_by, GroupBy::Tenant);
         assert!(c.job.kafka_connect.is_some());
+        let i = c.job.inventory.as_ref().expect("inventory");
+        assert!(i.aws && i.kubernetes.is_some());
         assert_eq!(
             c.notify.email_to.len(),
             1,

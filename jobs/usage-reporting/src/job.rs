@@ -116,12 +116,6 @@ impl Job for UsageReporting {
         if !problems.is_empty() {
             return Err(invalid(&file, &problems));
         }
-        if job.inventory.is_some() {
-            bail!(
-                "{file}: job.inventory: the shared inventory is not part of this build yet; \
-                 remove the section (resources are then not reported)"
-            );
-        }
         if common.execute && config.notify.smtp.is_none() {
             bail!(
                 "{file}: notify.smtp: --execute sends the reports by email, but no SMTP server is \
@@ -243,7 +237,17 @@ impl Job for UsageReporting {
                 None => None,
             }
         };
-        let (api, connectors) = tokio::join!(api, connectors);
+        let resources = async {
+            match &job.inventory {
+                Some(source) => Some(
+                    crate::resources::collect(source, ctx.config)
+                        .await
+                        .map_err(|e| e.to_string()),
+                ),
+                None => None,
+            }
+        };
+        let (api, connectors, resources) = tokio::join!(api, connectors, resources);
         let departments: Vec<&str> = control_plane
             .tenants
             .iter()
@@ -274,7 +278,18 @@ impl Job for UsageReporting {
                 }
             }
         }
-        let resources: Option<Result<ResourceUsage, String>> = None;
+        let resources: Option<Result<ResourceUsage, String>> = resources.map(|r| {
+            r.map(|(usage, listing_errors)| {
+                errors.extend(listing_errors);
+                usage
+            })
+        });
+        if let Some(r) = &resources {
+            self.metrics.source("inventory", r.is_ok());
+            if let Err(e) = r {
+                errors.push(e.clone());
+            }
+        }
 
         let inputs = Inputs {
             period: &period,

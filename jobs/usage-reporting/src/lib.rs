@@ -5,7 +5,7 @@
 //! Codemap: [`config`] (the `job:` section), [`period`] (which days), [`controlplane`]
 //! (PostgreSQL: tenants, contacts, quotas), [`prometheus`] (API usage queries) and
 //! [`histogram`] (quantiles from summed buckets), [`connect`] (Kafka Connect), [`quota`]
-//! (usage vs limit), [`forecast`], [`report`] (the one value per tenant), [`chart`] + [`pdf`]
+//! (usage vs limit), [`resources`] (the shared inventory → quota usage), [`forecast`], [`report`] (the one value per tenant), [`chart`] + [`pdf`]
 //! (plotters SVG, typst PDF), [`output`] (CSV, email, platform summary), [`metrics`], [`job`].
 
 pub mod chart;
@@ -23,5 +23,6 @@ pub mod period;
 pub mod prometheus;
 pub mod quota;
 pub mod report;
+pub mod resources;
 
 pub use job::UsageReporting;

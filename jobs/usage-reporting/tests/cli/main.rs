@@ -6,6 +6,7 @@
 mod fixture;
 
 mod bad_data;
+mod inventory;
 mod modes;
 mod weekly;
 
@@ -189,6 +190,11 @@ impl Env {
 /// Runs the binary with `args` (and the control-plane password in the environment); no
 /// inherited GOV_* settings.
 pub async fn run(cwd: &Path, args: &[&str]) -> Output {
+    run_with(cwd, args, &[]).await
+}
+
+/// [`run`] with extra environment variables.
+pub async fn run_with(cwd: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_usage-reporting"));
     cmd.current_dir(cwd).args(args);
     for (k, _) in std::env::vars() {
@@ -197,6 +203,9 @@ pub async fn run(cwd: &Path, args: &[&str]) -> Output {
         }
     }
     cmd.env("GOV_CONTROL_PLANE_PASSWORD", READER_PASSWORD);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = cmd.output().await.expect("run usage-reporting");
     let (stdout, stderr) = text(&out);
     assert!(
