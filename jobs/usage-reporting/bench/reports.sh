@@ -15,7 +15,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/governance-jobs/target}
 n=${1:-200}
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time: apt-get install -y time" >&2; exit 2; }
 
-[ "${2:-}" = "--no-build" ] || cargo build -q -j2 -p usage-reporting --bin usage-reporting --example usage_fixture
+# The workspace selected (not -p): the same feature set, so the same artifacts, as the tests.
+[ "${2:-}" = "--no-build" ] || cargo build -q -j2 --workspace --bins --examples
 bin="$CARGO_TARGET_DIR/debug/usage-reporting"
 dir=$(mktemp -d)
 "$CARGO_TARGET_DIR/debug/examples/usage_fixture" "$dir" "$n" 2>"$dir/fixture.log" &
