@@ -1,7 +1,8 @@
 //! Test support for the governance jobs: real local services on free loopback ports, started for a
 //! test and stopped when the handle drops, plus the stand-ins this project owns where nothing real
 //! can be installed on our machines: a stateful fake Kubernetes API server ([`fakekube`]), a
-//! Keycloak honouring its Admin REST shapes ([`keycloak`]) and an API-key issuer ([`apikeys`]).
+//! Keycloak honouring its Admin REST shapes ([`keycloak`]), an API-key issuer ([`apikeys`]) and a
+//! Kafka Connect REST API ([`kafka_connect`]).
 //!
 //! For sinks that must refuse plaintext, [`securekafka`] puts tansu behind Debian's stunnel
 //! ([`stunnel`]) and/or [`saslgate`], a SASL gate of our own, with certificates from [`pki`].
@@ -12,12 +13,14 @@ pub mod apikeys;
 pub mod fakekube;
 pub mod fixtures;
 pub mod kafka;
+pub mod kafka_connect;
 pub mod keycloak;
 pub mod moto;
 pub mod openbao;
 pub mod pki;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod pushgateway;
 pub mod saslgate;
 pub mod securekafka;
