@@ -591,7 +591,9 @@ impl TenantReport {
     /// The result event's findings for this tenant: one per quota breach, plus data problems.
     pub fn findings(&self, invalid_contacts: &[String]) -> Vec<Finding> {
         let mut out = Vec::new();
-        let resource = |dimension: &str| format!("tenant:{}/{dimension}", self.tenant.slug);
+        // The item checked is the tenant (`summary.total_checked` counts tenants): every finding
+        // names it, the quota's dimension is a field of its own.
+        let tenant = format!("tenant:{}", self.tenant.slug);
         for q in self.breaches() {
             let (kind, severity, verb) = match q.state {
                 QuotaState::Exceeded => ("quota_exceeded", Severity::Critical, "exceeds"),
@@ -600,7 +602,7 @@ impl TenantReport {
             let mut f = Finding::new(
                 kind,
                 severity,
-                resource(&q.dimension),
+                tenant.clone(),
                 format!(
                     "tenant {} {verb} its {} quota: {} of {} ({})",
                     self.tenant.slug,

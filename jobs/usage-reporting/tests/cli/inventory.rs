@@ -181,7 +181,7 @@ async fn resources_from_moto_count_against_each_tenants_quotas() {
         .as_array()
         .and_then(|f| {
             f.iter()
-                .find(|f| f["resource"] == "tenant:acme/ec2_instances")
+                .find(|f| f["resource"] == "tenant:acme" && f["dimension"] == "ec2_instances")
         })
         .expect("finding");
     assert_eq!(

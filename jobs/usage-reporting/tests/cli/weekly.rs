@@ -25,12 +25,21 @@ fn quota<'a>(report: &'a Value, dimension: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no quota {dimension} in {}", report["tenant"]["slug"]))
 }
 
+/// The finding of `kind` about `resource`: a tenant (`tenant:delta`), or one of its quotas
+/// (`tenant:acme/api_calls_per_month`: the tenant, with that `dimension`).
 fn finding<'a>(event: &'a Value, kind: &str, resource: &str) -> &'a Value {
+    let (tenant, dimension) = match resource.split_once('/') {
+        Some((t, d)) => (t, Some(d)),
+        None => (resource, None),
+    };
     event["findings"]
         .as_array()
         .and_then(|f| {
-            f.iter()
-                .find(|f| f["type"] == kind && f["resource"] == resource)
+            f.iter().find(|f| {
+                f["type"] == kind
+                    && f["resource"] == tenant
+                    && dimension.is_none_or(|d| f["dimension"] == d)
+            })
         })
         .unwrap_or_else(|| panic!("no {kind} for {resource}: {:#}", event["findings"]))
 }
