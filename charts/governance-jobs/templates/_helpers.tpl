@@ -201,6 +201,15 @@ Call with (dict "root" $ "configMap" $name "secrets" $list "extra" $extraVolumes
     secretName: {{ $refs.snoozeKeys.name }}
     defaultMode: 0440
 {{- end }}
+{{- if and (has "controlPlanePassword" .secrets) $refs.controlPlanePassword.name }}
+- name: control-plane-password
+  secret:
+    secretName: {{ $refs.controlPlanePassword.name }}
+    defaultMode: 0440
+    items:
+      - key: {{ $refs.controlPlanePassword.key }}
+        path: password
+{{- end }}
 {{- with .extra }}
 {{ toYaml . }}
 {{- end }}
@@ -226,6 +235,11 @@ Call with (dict "root" $ "configMap" $name "secrets" $list "extra" $extraVolumes
 {{- if and (has "snoozeKeys" .secrets) $refs.snoozeKeys.name }}
 - name: snooze-keys
   mountPath: /var/run/secrets/governance/snooze-keys
+  readOnly: true
+{{- end }}
+{{- if and (has "controlPlanePassword" .secrets) $refs.controlPlanePassword.name }}
+- name: control-plane-password
+  mountPath: /var/run/secrets/governance/control-plane
   readOnly: true
 {{- end }}
 {{- with .extra }}
