@@ -239,7 +239,8 @@ impl SourceMap {
                         format!("{prefix}.{key}")
                     };
                     let at = &value.referenced;
-                    self.positions.insert(path.clone(), (at.line(), at.column()));
+                    self.positions
+                        .insert(path.clone(), (at.line(), at.column()));
                     self.walk(path, &value.value);
                 }
             }
@@ -247,7 +248,8 @@ impl SourceMap {
                 for (i, value) in items.iter().enumerate() {
                     let path = format!("{prefix}[{i}]");
                     let at = &value.referenced;
-                    self.positions.insert(path.clone(), (at.line(), at.column()));
+                    self.positions
+                        .insert(path.clone(), (at.line(), at.column()));
                     self.walk(path, &value.value);
                 }
             }
@@ -461,7 +463,7 @@ pub struct JobConfig<J> {
 }
 
 /// Kafka: the result event and every other event type go through one publisher.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers; empty means no broker: events go to [`KafkaConfig::fallback`].
@@ -476,12 +478,309 @@ pub struct KafkaConfig {
     /// How long to wait for the broker to acknowledge one event.
     #[serde(default = "default_delivery_timeout")]
     pub delivery_timeout: HumanDuration,
-    /// Extra librdkafka properties (for example `client.id`).
+    /// Extra librdkafka properties (for example `client.id`). The keys the publisher owns
+    /// (durability, security, see [`RESERVED_KAFKA_PROPERTIES`]) are refused here.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     /// Where events go when no broker is configured.
     #[serde(default)]
     pub fallback: Fallback,
+    /// librdkafka's `security.protocol`: `PLAINTEXT` (default), `SSL`, `SASL_PLAINTEXT`,
+    /// `SASL_SSL`.
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    /// TLS settings for `SSL` and `SASL_SSL`: the CA to trust, a client certificate for mTLS.
+    #[serde(default)]
+    pub tls: KafkaTls,
+    /// SASL settings for `SASL_PLAINTEXT` and `SASL_SSL`.
+    #[serde(default)]
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// How the connection to the brokers is secured; the names are librdkafka's (and Kafka's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum SecurityProtocol {
+    /// No TLS, no authentication: only for a local or test broker.
+    #[default]
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    /// TLS, optionally with a client certificate (mTLS).
+    #[serde(rename = "SSL")]
+    Ssl,
+    /// SASL without TLS: the credentials cross the network readable (PLAIN) or replayable.
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    /// SASL over TLS: what Confluent Cloud and Amazon MSK (SCRAM, IAM) require.
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The librdkafka `security.protocol` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// True for `SSL` and `SASL_SSL`.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// True for `SASL_PLAINTEXT` and `SASL_SSL`.
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// TLS to the brokers (librdkafka through OpenSSL). The broker's certificate is always verified,
+/// host name included.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTls {
+    /// PEM file of the CA(s) to trust; default: the system's trust store (`ca-certificates`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for mTLS; needs `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`: a mounted Secret, read by librdkafka, never logged.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// File holding the passphrase of an encrypted `key_file`.
+    #[serde(default)]
+    pub key_password_file: Option<PathBuf>,
+}
+
+/// A SASL mechanism; the names are Kafka's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    /// Username and password in the clear (inside TLS): Confluent Cloud API keys.
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// Salted challenge-response with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// Salted challenge-response with SHA-512: Amazon MSK's SCRAM.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// A bearer token from a provider (`aws_msk_iam`): Amazon MSK's IAM access control.
+    #[serde(rename = "OAUTHBEARER")]
+    OauthBearer,
+}
+
+impl SaslMechanism {
+    /// The librdkafka `sasl.mechanism` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OauthBearer => "OAUTHBEARER",
+        }
+    }
+}
+
+/// SASL authentication to the brokers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSasl {
+    /// The mechanism the cluster's listener requires.
+    pub mechanism: SaslMechanism,
+    /// The user (PLAIN, SCRAM); also `GOV_KAFKA_SASL_USERNAME`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password (PLAIN, SCRAM): a mounted Secret (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// The password from `GOV_KAFKA_SASL_PASSWORD`; never read from the config file, which is
+    /// not a secret.
+    #[serde(skip)]
+    pub password: Option<SecretString>,
+    /// OAUTHBEARER tokens for Amazon MSK IAM, signed with the AWS default credentials chain.
+    #[serde(default)]
+    pub aws_msk_iam: Option<MskIamConfig>,
+}
+
+/// Amazon MSK IAM access control: SigV4-presigned `kafka-cluster:Connect` tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MskIamConfig {
+    /// The cluster's AWS region, e.g. `eu-west-1` (part of what is signed).
+    pub region: String,
+}
+
+/// librdkafka properties that `kafka.properties` may not set, with the setting that owns each:
+/// the durability of the audit (`acks=all`, idempotence, the delivery timeout) and the security
+/// settings, whose secrets must not sit in a config file. A key ending in `.` is a prefix.
+pub const RESERVED_KAFKA_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "kafka.brokers"),
+    ("acks", "the publisher (always all)"),
+    ("enable.idempotence", "the publisher (always true)"),
+    ("message.timeout.ms", "kafka.delivery_timeout"),
+    ("security.protocol", "kafka.security_protocol"),
+    ("ssl.", "kafka.tls"),
+    ("sasl.", "kafka.sasl"),
+    ("enable.ssl.", "kafka.tls"),
+];
+
+impl KafkaConfig {
+    /// Checks what must hold across the section's fields and its environment overrides; `file`
+    /// names the config file in the errors. [`load_job_config`] calls it, and so does
+    /// [`crate::kafka::Publisher::from_config`] for configs built in code.
+    pub fn validate(&self, file: &str) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            problems.push(ConfigError::field(file, format!("kafka.{field}"), message))
+        };
+        for key in self.properties.keys() {
+            let owner = RESERVED_KAFKA_PROPERTIES.iter().find(|(reserved, _)| {
+                key == reserved || (reserved.ends_with('.') && key.starts_with(reserved))
+            });
+            if let Some((_, owner)) = owner {
+                problem(
+                    &format!("properties.{key}"),
+                    format!("set by {owner}, not through properties"),
+                );
+            }
+        }
+        let protocol = self.security_protocol;
+        let tls = &self.tls;
+        let tls_set = tls.ca_file.is_some()
+            || tls.cert_file.is_some()
+            || tls.key_file.is_some()
+            || tls.key_password_file.is_some();
+        if tls_set && !protocol.uses_tls() {
+            problem(
+                "tls",
+                format!(
+                    "set, but security_protocol is {} (use SSL or SASL_SSL)",
+                    protocol.as_str()
+                ),
+            );
+        }
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => problem("tls.key_file", "cert_file needs key_file".into()),
+            (None, Some(_)) => problem("tls.cert_file", "key_file needs cert_file".into()),
+            _ => {}
+        }
+        if tls.key_password_file.is_some() && tls.key_file.is_none() {
+            problem(
+                "tls.key_password_file",
+                "set, but there is no key_file".into(),
+            );
+        }
+        match (&self.sasl, protocol.uses_sasl()) {
+            (None, true) => problem(
+                "sasl",
+                format!(
+                    "security_protocol {} needs a sasl section",
+                    protocol.as_str()
+                ),
+            ),
+            (Some(_), false) => problem(
+                "sasl",
+                format!(
+                    "set, but security_protocol is {} (use SASL_SSL)",
+                    protocol.as_str()
+                ),
+            ),
+            _ => {}
+        }
+        if let Some(sasl) = &self.sasl {
+            let has_password = sasl.password.is_some() || sasl.password_file.is_some();
+            match sasl.mechanism {
+                SaslMechanism::OauthBearer => {
+                    if sasl.aws_msk_iam.is_none() {
+                        problem(
+                            "sasl.aws_msk_iam",
+                            "OAUTHBEARER needs a token provider: aws_msk_iam".into(),
+                        );
+                    }
+                    if sasl.username.is_some() || has_password {
+                        problem(
+                            "sasl",
+                            "OAUTHBEARER takes no username or password (the token is the credential)"
+                                .into(),
+                        );
+                    }
+                }
+                mechanism => {
+                    if sasl.username.as_deref().is_none_or(str::is_empty) {
+                        problem(
+                            "sasl.username",
+                            format!("{} needs a username", mechanism.as_str()),
+                        );
+                    }
+                    if !has_password {
+                        problem(
+                            "sasl.password_file",
+                            format!(
+                                "{} needs password_file or GOV_KAFKA_SASL_PASSWORD",
+                                mechanism.as_str()
+                            ),
+                        );
+                    }
+                    if sasl.aws_msk_iam.is_some() {
+                        problem(
+                            "sasl.aws_msk_iam",
+                            format!("only for OAUTHBEARER, not {}", mechanism.as_str()),
+                        );
+                    }
+                }
+            }
+            if let Some(iam) = &sasl.aws_msk_iam
+                && !is_aws_region(&iam.region)
+            {
+                problem(
+                    "sasl.aws_msk_iam.region",
+                    format!(
+                        "expected an AWS region such as eu-west-1, got {:?}",
+                        iam.region
+                    ),
+                );
+            }
+            // SCRAM never sends the password; PLAIN sends it and OAUTHBEARER a replayable
+            // token, so those two only inside TLS.
+            let in_the_clear = match sasl.mechanism {
+                SaslMechanism::Plain => Some("the password"),
+                SaslMechanism::OauthBearer => Some("the token"),
+                SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => None,
+            };
+            if protocol == SecurityProtocol::SaslPlaintext
+                && let Some(what) = in_the_clear
+            {
+                problem(
+                    "security_protocol",
+                    format!(
+                        "SASL_PLAINTEXT with {} sends {what} in the clear: use SASL_SSL",
+                        sasl.mechanism.as_str()
+                    ),
+                );
+            }
+        }
+        problems
+    }
+}
+
+/// `eu-west-1`, `us-gov-west-1`, `cn-north-1`: lowercase letters, digits and dashes, as
+/// signed into an MSK IAM token's host and credential scope.
+fn is_aws_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('-').count() >= 3
+        && s.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 impl Default for KafkaConfig {
@@ -493,6 +792,9 @@ impl Default for KafkaConfig {
             delivery_timeout: default_delivery_timeout(),
             properties: BTreeMap::new(),
             fallback: Fallback::default(),
+            security_protocol: SecurityProtocol::default(),
+            tls: KafkaTls::default(),
+            sasl: None,
         }
     }
 }
@@ -525,6 +827,62 @@ pub struct PushgatewayConfig {
     /// Request timeout.
     #[serde(default = "default_http_timeout")]
     pub timeout: HumanDuration,
+    /// HTTP basic auth (the Pushgateway's own `--web.config.file` `basic_auth_users`).
+    #[serde(default)]
+    pub basic_auth: Option<BasicAuth>,
+    /// File holding a bearer token (for an authenticating proxy in front of the Pushgateway).
+    #[serde(default)]
+    pub bearer_token_file: Option<PathBuf>,
+    /// PEM file of the CA(s) to trust for an `https://` url, in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PushgatewayConfig {
+    /// A config for `url` with the defaults: no authentication, the webpki roots.
+    pub fn new(url: HttpUrl) -> Self {
+        PushgatewayConfig {
+            url,
+            timeout: default_http_timeout(),
+            basic_auth: None,
+            bearer_token_file: None,
+            ca_file: None,
+        }
+    }
+
+    /// Checks what must hold across the fields; `file` names the config file in the errors.
+    pub fn validate(&self, file: &str) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        if self.basic_auth.is_some() && self.bearer_token_file.is_some() {
+            problems.push(ConfigError::field(
+                file,
+                "pushgateway.bearer_token_file",
+                "set together with basic_auth: choose one",
+            ));
+        }
+        let credentials = self.basic_auth.is_some() || self.bearer_token_file.is_some();
+        if credentials && !self.url.as_str().starts_with("https://") {
+            problems.push(ConfigError::field(
+                file,
+                "pushgateway.url",
+                format!(
+                    "credentials would be sent in the clear to {}: use an https:// url",
+                    self.url.as_str()
+                ),
+            ));
+        }
+        problems
+    }
+}
+
+/// HTTP basic auth credentials; the password comes from a file (a mounted Secret).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// The user name.
+    pub username: String,
+    /// File holding the password (trailing newline ignored).
+    pub password_file: PathBuf,
 }
 
 fn default_http_timeout() -> HumanDuration {
@@ -680,6 +1038,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "GOV_KAFKA_BROKERS",
         "kafka.brokers (comma-separated host:port)",
     ),
+    ("GOV_KAFKA_SASL_USERNAME", "kafka.sasl.username"),
+    (
+        "GOV_KAFKA_SASL_PASSWORD",
+        "kafka.sasl password (PLAIN, SCRAM)",
+    ),
     ("GOV_PUSHGATEWAY_URL", "pushgateway.url"),
     ("GOV_SMTP_HOST", "notify.smtp.host"),
     ("GOV_SMTP_PORT", "notify.smtp.port"),
@@ -714,16 +1077,32 @@ impl<J> JobConfig<J> {
                 Err(e) => problems.push(env_err("GOV_KAFKA_BROKERS", e)),
             }
         }
+        match &mut self.kafka.sasl {
+            Some(sasl) => {
+                if let Some(v) = get("GOV_KAFKA_SASL_USERNAME") {
+                    sasl.username = Some(v);
+                }
+                if let Some(v) = get("GOV_KAFKA_SASL_PASSWORD") {
+                    sasl.password = Some(SecretString::from(v));
+                }
+            }
+            None => {
+                for name in ["GOV_KAFKA_SASL_USERNAME", "GOV_KAFKA_SASL_PASSWORD"] {
+                    if get(name).is_some() {
+                        problems.push(env_err(
+                            name,
+                            "set, but the config has no kafka.sasl section (mechanism unknown)"
+                                .to_string(),
+                        ));
+                    }
+                }
+            }
+        }
         if let Some(v) = get("GOV_PUSHGATEWAY_URL") {
             match HttpUrl::parse(&v) {
                 Ok(url) => match &mut self.pushgateway {
                     Some(p) => p.url = url,
-                    None => {
-                        self.pushgateway = Some(PushgatewayConfig {
-                            url,
-                            timeout: default_http_timeout(),
-                        })
-                    }
+                    None => self.pushgateway = Some(PushgatewayConfig::new(url)),
                 },
                 Err(e) => problems.push(env_err("GOV_PUSHGATEWAY_URL", e)),
             }
@@ -795,19 +1174,35 @@ pub fn relative_to(config_file: &Path, p: &Path) -> PathBuf {
 }
 
 impl<J> JobConfig<J> {
-    /// Makes the shared sections' relative paths (the Kafka fallback file, SMTP `ca_file` and
+    /// Makes the shared sections' relative paths (the Kafka fallback file, TLS files and SASL
+    /// `password_file`, the Pushgateway's credential and CA files, SMTP `ca_file` and
     /// `password_file`, the kubeconfig) relative to `config_file`'s directory, as the jobs' own
     /// paths are ([`relative_to`]).
     pub fn resolve_paths(&mut self, config_file: &Path) {
         let smtp = self.notify.smtp.as_mut();
+        let kafka = &mut self.kafka;
+        let tls = &mut kafka.tls;
+        let pushgateway = self.pushgateway.as_mut();
         let paths = [
-            match &mut self.kafka.fallback {
+            match &mut kafka.fallback {
                 Fallback::File(p) => Some(p),
                 Fallback::Stderr => None,
             },
             self.kubernetes.kubeconfig.as_mut(),
+            tls.ca_file.as_mut(),
+            tls.cert_file.as_mut(),
+            tls.key_file.as_mut(),
+            tls.key_password_file.as_mut(),
+            kafka.sasl.as_mut().and_then(|s| s.password_file.as_mut()),
         ]
         .into_iter()
+        .chain(pushgateway.into_iter().flat_map(|p| {
+            [
+                p.ca_file.as_mut(),
+                p.bearer_token_file.as_mut(),
+                p.basic_auth.as_mut().map(|b| &mut b.password_file),
+            ]
+        }))
         .chain(
             smtp.into_iter()
                 .flat_map(|s| [s.ca_file.as_mut(), s.password_file.as_mut()]),
@@ -825,7 +1220,24 @@ pub fn load_job_config<J: DeserializeOwned>(path: &Path) -> Result<JobConfig<J>,
     let mut config: JobConfig<J> = load_file(path)?;
     config.resolve_paths(path);
     config.apply_env(|name| std::env::var(name).ok())?;
-    Ok(config)
+    let problems = config.validate_sinks(&path.display().to_string());
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(Error::Config(problems))
+    }
+}
+
+impl<J> JobConfig<J> {
+    /// The cross-field checks of the sink sections (Kafka, Pushgateway), after the environment
+    /// overrides are applied; `file` names the config file in the errors.
+    pub fn validate_sinks(&self, file: &str) -> Vec<ConfigError> {
+        let mut problems = self.kafka.validate(file);
+        if let Some(p) = &self.pushgateway {
+            problems.extend(p.validate(file));
+        }
+        problems
+    }
 }
 
 /// Reads a secret from a file (a mounted Kubernetes Secret), trimming one trailing newline.
@@ -1039,5 +1451,191 @@ mod tests {
             c.kubernetes.kubeconfig.as_deref(),
             Some(Path::new("/etc/jobs/../kube/config"))
         );
+    }
+
+    fn sink_problems(text: &str) -> Vec<String> {
+        let c = parse(text).expect("parses");
+        c.validate_sinks("config.yaml")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn kafka_security_sections_parse_with_kafka_s_names() {
+        let c = parse(
+            "kafka:\n  brokers: [b:9096]\n  security_protocol: SASL_SSL\n  tls: {ca_file: ca.pem}\n  sasl: {mechanism: SCRAM-SHA-512, username: jobs, password_file: pw}\njob:\n  name: x\n",
+        )
+        .expect("valid");
+        assert_eq!(c.kafka.security_protocol, SecurityProtocol::SaslSsl);
+        let sasl = c.kafka.sasl.as_ref().expect("sasl");
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert!(c.validate_sinks("config.yaml").is_empty());
+        let e = only_error(parse("kafka:\n  security_protocol: TLS\njob:\n  name: x\n"));
+        assert_eq!(e.field.as_deref(), Some("kafka.security_protocol"), "{e}");
+        assert!(
+            e.message.contains("SASL_SSL"),
+            "lists the valid values: {e}"
+        );
+        let e = only_error(parse(
+            "kafka:\n  security_protocol: SASL_SSL\n  sasl: {mechanism: GSSAPI}\njob:\n  name: x\n",
+        ));
+        assert_eq!(e.field.as_deref(), Some("kafka.sasl.mechanism"), "{e}");
+    }
+
+    #[test]
+    fn kafka_security_problems_are_all_reported_with_the_field() {
+        let problems = sink_problems(
+            "kafka:\n  security_protocol: SSL\n  tls: {cert_file: c.pem}\n  sasl: {mechanism: PLAIN}\n  properties: {sasl.password: x, acks: '1', client.id: ok}\njob:\n  name: x\n",
+        );
+        let expected = [
+            "config.yaml: kafka.properties.acks: set by the publisher (always all), not through properties",
+            "config.yaml: kafka.properties.sasl.password: set by kafka.sasl, not through properties",
+            "config.yaml: kafka.tls.key_file: cert_file needs key_file",
+            "config.yaml: kafka.sasl: set, but security_protocol is SSL (use SASL_SSL)",
+            "config.yaml: kafka.sasl.username: PLAIN needs a username",
+            "config.yaml: kafka.sasl.password_file: PLAIN needs password_file or GOV_KAFKA_SASL_PASSWORD",
+        ];
+        assert_eq!(problems, expected);
+        assert_eq!(
+            sink_problems("kafka:\n  security_protocol: SASL_SSL\njob:\n  name: x\n"),
+            ["config.yaml: kafka.sasl: security_protocol SASL_SSL needs a sasl section"]
+        );
+        assert_eq!(
+            sink_problems("kafka:\n  tls: {ca_file: ca.pem}\njob:\n  name: x\n"),
+            [
+                "config.yaml: kafka.tls: set, but security_protocol is PLAINTEXT (use SSL or SASL_SSL)"
+            ]
+        );
+        assert_eq!(
+            sink_problems(
+                "kafka:\n  security_protocol: SASL_PLAINTEXT\n  sasl: {mechanism: PLAIN, username: u, password_file: p}\njob:\n  name: x\n"
+            ),
+            [
+                "config.yaml: kafka.security_protocol: SASL_PLAINTEXT with PLAIN sends the password in the clear: use SASL_SSL"
+            ]
+        );
+        assert!(
+            sink_problems(
+                "kafka:\n  security_protocol: SASL_PLAINTEXT\n  sasl: {mechanism: SCRAM-SHA-256, username: u, password_file: p}\njob:\n  name: x\n"
+            )
+            .is_empty(),
+            "SCRAM never sends the password"
+        );
+        assert_eq!(
+            sink_problems(
+                "kafka:\n  security_protocol: SASL_SSL\n  sasl: {mechanism: OAUTHBEARER, username: u}\njob:\n  name: x\n"
+            ),
+            [
+                "config.yaml: kafka.sasl.aws_msk_iam: OAUTHBEARER needs a token provider: aws_msk_iam",
+                "config.yaml: kafka.sasl: OAUTHBEARER takes no username or password (the token is the credential)",
+            ]
+        );
+        assert_eq!(
+            sink_problems(
+                "kafka:\n  security_protocol: SASL_SSL\n  sasl: {mechanism: OAUTHBEARER, aws_msk_iam: {region: Ireland}}\njob:\n  name: x\n"
+            ),
+            [
+                "config.yaml: kafka.sasl.aws_msk_iam.region: expected an AWS region such as eu-west-1, got \"Ireland\""
+            ]
+        );
+        assert!(
+            sink_problems(
+                "kafka:\n  security_protocol: SASL_SSL\n  sasl: {mechanism: OAUTHBEARER, aws_msk_iam: {region: us-gov-west-1}}\njob:\n  name: x\n"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn sasl_credentials_come_from_the_environment_and_stay_secret() {
+        let mut c = parse(
+            "kafka:\n  security_protocol: SASL_SSL\n  sasl: {mechanism: SCRAM-SHA-512}\njob:\n  name: x\n",
+        )
+        .expect("valid");
+        let env: BTreeMap<&str, &str> = [
+            ("GOV_KAFKA_SASL_USERNAME", "jobs"),
+            ("GOV_KAFKA_SASL_PASSWORD", "kafka-s3cret"),
+        ]
+        .into_iter()
+        .collect();
+        c.apply_env(|k| env.get(k).map(|v| v.to_string()))
+            .expect("valid overrides");
+        assert!(c.validate_sinks("config.yaml").is_empty());
+        let sasl = c.kafka.sasl.as_ref().expect("sasl");
+        assert_eq!(sasl.username.as_deref(), Some("jobs"));
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            sasl.password.as_ref().map(|p| p.expose_secret()),
+            Some("kafka-s3cret")
+        );
+        assert!(!format!("{c:?}").contains("kafka-s3cret"));
+        // A password without a sasl section is an error, not silently dropped.
+        let mut c = parse("job:\n  name: x\n").expect("valid");
+        let err = c
+            .apply_env(|k| (k == "GOV_KAFKA_SASL_PASSWORD").then(|| "p".to_string()))
+            .expect_err("no sasl section");
+        assert!(
+            err.to_string().starts_with(
+                "env:GOV_KAFKA_SASL_PASSWORD: set, but the config has no kafka.sasl section"
+            ),
+            "{err}"
+        );
+        // The config file cannot hold the password.
+        let e = only_error(parse(
+            "kafka:\n  sasl: {mechanism: PLAIN, password: x}\njob:\n  name: x\n",
+        ));
+        assert_eq!(e.field.as_deref(), Some("kafka.sasl.password"), "{e}");
+    }
+
+    #[test]
+    fn pushgateway_credentials_need_https_and_one_kind() {
+        assert_eq!(
+            sink_problems(
+                "pushgateway:\n  url: http://pgw:9091\n  basic_auth: {username: u, password_file: p}\n  bearer_token_file: t\njob:\n  name: x\n"
+            ),
+            [
+                "config.yaml: pushgateway.bearer_token_file: set together with basic_auth: choose one",
+                "config.yaml: pushgateway.url: credentials would be sent in the clear to http://pgw:9091: use an https:// url",
+            ]
+        );
+        assert!(
+            sink_problems(
+                "pushgateway:\n  url: https://pgw:9091\n  bearer_token_file: t\n  ca_file: ca.pem\njob:\n  name: x\n"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn sink_secret_and_ca_paths_are_relative_to_the_config_file() {
+        let mut c = parse(
+            "kafka:\n  security_protocol: SASL_SSL\n  tls: {ca_file: ca.pem, cert_file: c.pem, key_file: k.pem, key_password_file: kp}\n  sasl: {mechanism: PLAIN, username: u, password_file: pw}\n\
+             pushgateway:\n  url: https://p\n  ca_file: pca.pem\n  basic_auth: {username: u, password_file: ppw}\njob:\n  name: x\n",
+        )
+        .expect("valid");
+        c.resolve_paths(Path::new("/etc/jobs/config.yaml"));
+        let tls = &c.kafka.tls;
+        let at = |p: &Option<PathBuf>| p.as_deref().map(Path::to_path_buf);
+        for (got, name) in [
+            (at(&tls.ca_file), "ca.pem"),
+            (at(&tls.cert_file), "c.pem"),
+            (at(&tls.key_file), "k.pem"),
+            (at(&tls.key_password_file), "kp"),
+            (
+                at(&c.kafka.sasl.as_ref().expect("sasl").password_file),
+                "pw",
+            ),
+            (at(&c.pushgateway.as_ref().expect("pgw").ca_file), "pca.pem"),
+            (
+                c.pushgateway
+                    .as_ref()
+                    .and_then(|p| p.basic_auth.as_ref())
+                    .map(|b| b.password_file.clone()),
+                "ppw",
+            ),
+        ] {
+            assert_eq!(got, Some(Path::new("/etc/jobs").join(name)), "{name}");
+        }
     }
 }

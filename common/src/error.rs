@@ -44,6 +44,52 @@ pub enum Error {
         source: Box<rdkafka::error::KafkaError>,
     },
 
+    /// The brokers did not acknowledge an event, and librdkafka said why: they refused our
+    /// credentials or certificate, the TLS handshake failed, or none could be reached.
+    #[error("kafka did not acknowledge {event_type} on topic {topic}: {fault}")]
+    KafkaSink {
+        /// The event type being published.
+        event_type: String,
+        /// The topic it was sent to.
+        topic: String,
+        /// Why, from the client's error callback.
+        #[source]
+        fault: crate::kafka::SinkFault,
+    },
+
+    /// Not sent: an earlier event of this run was not acknowledged, so the publisher stopped
+    /// (a run finishes within one delivery timeout instead of one per remaining event).
+    #[error(
+        "{event_type} not published on topic {topic}: the audit sink failed earlier in this run ({earlier})"
+    )]
+    KafkaFailedEarlier {
+        /// The event type that was not sent.
+        event_type: String,
+        /// The topic it would have gone to.
+        topic: String,
+        /// The first failure of the run.
+        earlier: String,
+    },
+
+    /// The brokers did not answer the check made before a run acts ([`crate::kafka::Publisher::probe`]).
+    #[error("kafka brokers {brokers} are not usable: {fault}")]
+    KafkaUnusable {
+        /// The bootstrap servers.
+        brokers: String,
+        /// Why: refused credentials, a failed TLS handshake, unreachable.
+        #[source]
+        fault: crate::kafka::SinkFault,
+    },
+
+    /// Events could not be read back from a topic (the audit trail a job reconciles).
+    #[error("cannot read topic {topic}: {message}")]
+    KafkaRead {
+        /// The topic.
+        topic: String,
+        /// What went wrong (librdkafka's reason, or the cause the client context recorded).
+        message: String,
+    },
+
     /// The local JSONL fallback sink could not be written.
     #[error("cannot write event to {sink}: {source}")]
     EventSink {
@@ -103,4 +149,18 @@ pub enum Error {
 fn display_config_errors(errors: &[ConfigError]) -> String {
     let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
     lines.join("\n")
+}
+
+/// An error and its sources on one line, for messages: some libraries' own Display omits the
+/// cause (reqwest's says "error sending request" without the TLS verifier's complaint, the AWS
+/// SDK's says "an error occurred" without the provider's reason).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }

@@ -4,7 +4,8 @@
 //! 1. parse the command line (clap; a usage error exits 2);
 //! 2. load and validate the config and let the job prepare (read its whitelist, …) — any error
 //!    here exits 2 **before any side effect**;
-//! 3. build the sinks; a mode that needs a durable audit (Kafka) and has none exits 2;
+//! 3. build the sinks; a mode that needs a durable audit (Kafka) and has none, or whose brokers
+//!    refuse us (credentials, TLS), exits 2;
 //! 4. take the run lock the job asks for ([`Job::run_lock`]), renewed in the background on the
 //!    system clock until the run ends, then released; held by another run → refused, exit 2;
 //! 5. run the job body with a [`RunContext`], which fixes the evaluation instant once (`--now`,
@@ -37,7 +38,7 @@ use crate::event::{
 use crate::kafka::{Delivery, Publisher};
 use crate::lock::{Renewal, RunLock};
 use crate::logging::{self, LogFormat};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Pusher};
 use crate::notify::Notifier;
 
 /// Exit code: the run succeeded (a dry run included).
@@ -328,16 +329,28 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fatal(&format!("invalid config\n{e}")),
     };
-    let publisher = match Publisher::from_config(&config.kafka) {
+    let publisher = match Publisher::for_run(&config.kafka) {
         Ok(p) => p,
         Err(e) => return fatal(&e.to_string()),
     };
-    if J::needs_durable_audit(&config, dry_run) && !publisher.is_durable() {
-        return fatal(&format!(
-            "--execute needs a durable audit sink, but events go to {}: configure kafka.brokers (or GOV_KAFKA_BROKERS)",
-            publisher.describe()
-        ));
+    if J::needs_durable_audit(&config, dry_run) {
+        if !publisher.is_durable() {
+            return fatal(&format!(
+                "--execute needs a durable audit sink, but events go to {}: configure kafka.brokers (or GOV_KAFKA_BROKERS)",
+                publisher.describe()
+            ));
+        }
+        // Brokers that refuse our credentials or certificate must refuse the run here, before
+        // anything happens, not at its first audit record.
+        if let Err(e) = publisher.probe().await {
+            return fatal(&format!("--execute refused: audit sink unavailable: {e}"));
+        }
     }
+    let pusher = match config.pushgateway.as_ref().map(Pusher::from_config) {
+        Some(Err(e)) => return fatal(&e.to_string()),
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     let mut job = match J::prepare(job_args, &common, &config) {
         Ok(j) => j,
         Err(e) => return fatal(&format!("{e:#}")),
@@ -445,9 +458,9 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         })
         .collect();
     metrics.record_run(status, elapsed, completed_at, &counts);
-    if let Some(pgw) = &config.pushgateway {
-        match metrics.push(pgw.url.as_str(), dry_run, pgw.timeout.0).await {
-            Ok(()) => tracing::info!(url = pgw.url.as_str(), "metrics pushed"),
+    if let Some(pusher) = &pusher {
+        match metrics.push(pusher, dry_run).await {
+            Ok(()) => tracing::info!(url = pusher.url(), "metrics pushed"),
             Err(e) => {
                 tracing::error!(error = %e, "metrics not pushed");
                 publish_failed = true;

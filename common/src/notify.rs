@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::message::{
+    Attachment as MimeAttachment, Mailbox, MultiPart, SinglePart, header::ContentType,
+};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -68,6 +70,17 @@ pub struct Notification {
     pub email_to: Vec<Email>,
     /// PagerDuty dedup key, so repeated runs update one incident instead of opening many.
     pub dedup_key: Option<String>,
+}
+
+/// A file attached to an email (a PDF report, a CSV of figures).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name the recipient sees; sent RFC 2231-encoded when not ASCII.
+    pub filename: String,
+    /// Its MIME type, e.g. `application/pdf` or `text/csv; charset=utf-8`.
+    pub content_type: String,
+    /// The bytes.
+    pub data: Vec<u8>,
 }
 
 struct Smtp {
@@ -182,38 +195,38 @@ impl Notifier {
         text: &str,
         html: Option<&str>,
     ) -> Result<(), Error> {
+        self.send_email_with(to, subject, text, html, &[]).await
+    }
+
+    /// Sends one email with attachments: `multipart/mixed` holding the body (text, or text +
+    /// HTML as `multipart/alternative`) and then each attachment. `Ok` means the SMTP server
+    /// accepted the message for delivery.
+    pub async fn send_email_with(
+        &self,
+        to: &[Email],
+        subject: &str,
+        text: &str,
+        html: Option<&str>,
+        attachments: &[Attachment],
+    ) -> Result<(), Error> {
         let smtp = self.smtp.as_ref().ok_or_else(|| Error::Smtp {
             server: "-".to_string(),
             message: "no smtp server configured".to_string(),
         })?;
-        let err = |message: String| Error::Smtp {
-            server: smtp.server.clone(),
-            message,
-        };
-        let mut builder = Message::builder().from(smtp.from.clone()).subject(subject);
-        for addr in to {
-            let mailbox: Mailbox = addr
-                .as_str()
-                .parse()
-                .map_err(|e| err(format!("recipient {addr}: {e}")))?;
-            builder = builder.to(mailbox);
-        }
-        let message = match html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-                text.to_string(),
-                html.to_string(),
-            )),
-            None => builder.singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(text.to_string()),
-            ),
-        }
-        .map_err(|e| err(format!("cannot build message: {e}")))?;
+        let message =
+            build_message(&smtp.from, to, subject, text, html, attachments).map_err(|message| {
+                Error::Smtp {
+                    server: smtp.server.clone(),
+                    message,
+                }
+            })?;
         smtp.transport
             .send(message)
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| Error::Smtp {
+                server: smtp.server.clone(),
+                message: e.to_string(),
+            })?;
         Ok(())
     }
 
@@ -264,6 +277,77 @@ impl Notifier {
                 })?;
         check_status("pager", response.status())
     }
+}
+
+/// Escapes text for an HTML body (`&`, `<`, `>`, `"`, `'`): every value a job puts into the
+/// HTML of an email goes through this.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The MIME message: the body alone without attachments, else `multipart/mixed` with the body
+/// first. Errors are one line for [`Error::Smtp`].
+fn build_message(
+    from: &Mailbox,
+    to: &[Email],
+    subject: &str,
+    text: &str,
+    html: Option<&str>,
+    attachments: &[Attachment],
+) -> Result<Message, String> {
+    let mut builder = Message::builder().from(from.clone()).subject(subject);
+    for addr in to {
+        let mailbox: Mailbox = addr
+            .as_str()
+            .parse()
+            .map_err(|e| format!("recipient {addr}: {e}"))?;
+        builder = builder.to(mailbox);
+    }
+    let plain = || {
+        SinglePart::builder()
+            .header(ContentType::TEXT_PLAIN)
+            .body(text.to_string())
+    };
+    let built = match (html, attachments.is_empty()) {
+        (Some(html), true) => builder.multipart(MultiPart::alternative_plain_html(
+            text.to_string(),
+            html.to_string(),
+        )),
+        (None, true) => builder.singlepart(plain()),
+        (html, false) => {
+            let mut mixed = match html {
+                Some(html) => MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
+                    text.to_string(),
+                    html.to_string(),
+                )),
+                None => MultiPart::mixed().singlepart(plain()),
+            };
+            for a in attachments {
+                let content_type = ContentType::parse(&a.content_type).map_err(|e| {
+                    format!(
+                        "attachment {}: content type {:?}: {e}",
+                        a.filename, a.content_type
+                    )
+                })?;
+                mixed = mixed.singlepart(
+                    MimeAttachment::new(a.filename.clone()).body(a.data.clone(), content_type),
+                );
+            }
+            builder.multipart(mixed)
+        }
+    };
+    built.map_err(|e| format!("cannot build message: {e}"))
 }
 
 fn describe_http_error(e: &reqwest::Error) -> String {
@@ -355,6 +439,44 @@ fn build_smtp(c: &SmtpConfig) -> Result<Smtp, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachments_make_a_mixed_message_with_the_body_first() {
+        let from: Mailbox = "Jobs <jobs@example.com>".parse().expect("from");
+        let to = [Email::parse("a@example.com").expect("to")];
+        let pdf = Attachment {
+            filename: "report.pdf".into(),
+            content_type: "application/pdf".into(),
+            data: b"%PDF-1.7 test".to_vec(),
+        };
+        let csv = Attachment {
+            filename: "figures.csv".into(),
+            content_type: "text/csv; charset=utf-8".into(),
+            data: b"a,b\n1,2\n".to_vec(),
+        };
+        let m = build_message(&from, &to, "s", "text", Some("<p>html</p>"), &[pdf, csv])
+            .expect("message");
+        let raw = String::from_utf8(m.formatted()).expect("utf-8");
+        let mixed = raw.find("multipart/mixed").expect("mixed");
+        let alternative = raw.find("multipart/alternative").expect("alternative");
+        let first_attachment = raw.find("filename=\"report.pdf\"").expect("pdf attachment");
+        assert!(
+            mixed < alternative && alternative < first_attachment,
+            "{raw}"
+        );
+        assert!(raw.contains("filename=\"figures.csv\""), "{raw}");
+        let bad = Attachment {
+            filename: "x".into(),
+            content_type: "not a type".into(),
+            data: Vec::new(),
+        };
+        let e = build_message(&from, &to, "s", "t", None, &[bad]).expect_err("bad type");
+        assert!(e.contains("attachment x"), "{e}");
+        // Without attachments the message stays what it was.
+        let plain = build_message(&from, &to, "s", "t", Some("<p>h</p>"), &[]).expect("message");
+        let raw = String::from_utf8(plain.formatted()).expect("utf-8");
+        assert!(!raw.contains("multipart/mixed") && raw.contains("multipart/alternative"));
+    }
 
     #[test]
     fn routing_follows_the_platform_table() {

@@ -57,8 +57,17 @@ mod tests {
         let iam = Arn::parse("arn:aws:iam::123456789012:role/team/app").expect("arn");
         assert_eq!((iam.region, iam.resource), ("", "role/team/app"));
         let s3 = Arn::parse("arn:aws:s3:::stoa-artifacts").expect("arn");
-        assert_eq!((s3.region, s3.account, s3.resource), ("", "", "stoa-artifacts"));
-        for bad in ["", "arn:aws:s3:::", "i-1", "arn::ec2:r:a:x", "urn:aws:s3:::b"] {
+        assert_eq!(
+            (s3.region, s3.account, s3.resource),
+            ("", "", "stoa-artifacts")
+        );
+        for bad in [
+            "",
+            "arn:aws:s3:::",
+            "i-1",
+            "arn::ec2:r:a:x",
+            "urn:aws:s3:::b",
+        ] {
             assert_eq!(Arn::parse(bad), None, "{bad}");
         }
     }

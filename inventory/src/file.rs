@@ -85,7 +85,9 @@ pub fn load_file(path: &Path) -> Result<Vec<Resource>, FileError> {
                     .account
                     .clone()
                     .or_else(|| arn_part(&r.id, 4))
-                    .ok_or_else(|| entry_err("no account (set `account` or use a full ARN)".into()))?;
+                    .ok_or_else(|| {
+                        entry_err("no account (set `account` or use a full ARN)".into())
+                    })?;
                 let region = r
                     .region
                     .clone()
@@ -170,7 +172,10 @@ mod tests {
     fn a_file_of_the_wrong_shape_says_what_was_expected_once() {
         let e = load("- kind: k8s-namespace\n").expect_err("a list, not a mapping");
         let shown = format!("{:#}", anyhow_like(&e));
-        assert!(shown.contains("expected a mapping with `resources:`"), "{shown}");
+        assert!(
+            shown.contains("expected a mapping with `resources:`"),
+            "{shown}"
+        );
         let location = shown.matches(":1:").count();
         assert_eq!(location, 1, "the location is said once: {shown}");
     }

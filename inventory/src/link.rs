@@ -57,7 +57,11 @@ pub fn link(resources: &mut [Resource]) {
     for (i, r) in resources.iter().enumerate() {
         for reference in &r.refs {
             let target = index
-                .get(&(area(&r.scope, reference.kind), reference.kind, reference.key.as_str()))
+                .get(&(
+                    area(&r.scope, reference.kind),
+                    reference.kind,
+                    reference.key.as_str(),
+                ))
                 .copied();
             match (reference.relation, target) {
                 (_, Some(j)) if j == i => {}

@@ -238,6 +238,23 @@ impl Providers {
         Ok(None)
     }
 
+    /// Whether some configured scope would answer for this id (its account and region, or its
+    /// account for an ARN without a region, any AWS scope for an S3 bucket, the cluster for
+    /// `k8s:`): when it does, `get` saying `None` means the resource is gone.
+    pub fn covers(&self, id: &str) -> bool {
+        if id.starts_with("k8s:") {
+            return self.kube.is_some();
+        }
+        let Some(arn) = Arn::parse(id) else {
+            return false;
+        };
+        self.aws.values().any(|s| match (arn.account, arn.region) {
+            ("", _) => true,
+            (account, "") => s.account() == account,
+            (account, region) => s.account() == account && s.region() == region,
+        })
+    }
+
     /// Sets `set` and removes the `remove` tags (annotations) on the resource.
     pub async fn write_tags(
         &self,

@@ -12,7 +12,7 @@ use crate::compiled::resource_arn_parts;
 use crate::protection::{MatchedOn, Protection};
 use crate::resource::Resource;
 use crate::rule::{Matcher, Rule, Section};
-use crate::whitelist::Whitelist;
+use crate::whitelist::{Whitelist, fail_closed};
 
 /// What about `resource` the rule matches, if anything (expiry is not considered here).
 /// `arn_parts` is the resource's ARN split once by the caller (`None` when absent or
@@ -95,17 +95,4 @@ pub fn matching_rules(whitelist: &Whitelist, resource: &Resource) -> Vec<Protect
         }
     }
     found
-}
-
-/// The protections that hold without any rule: a malformed ARN, unreadable tags.
-pub(crate) fn fail_closed(resource: &Resource) -> Option<Protection> {
-    if let Some(arn) = &resource.arn
-        && resource_arn_parts(arn).is_none()
-    {
-        return Some(Protection::InvalidArn { arn: arn.clone() });
-    }
-    resource
-        .tags_unreadable
-        .as_ref()
-        .map(|detail| Protection::unreadable_tags(detail.clone()))
 }

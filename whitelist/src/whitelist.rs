@@ -8,7 +8,6 @@ use jiff::Timestamp;
 use crate::compiled::{Compiled, resource_arn_parts};
 use crate::error::{Diagnostic, Error, Severity};
 use crate::load::{self, Sections};
-use crate::naive::fail_closed;
 use crate::protection::{MatchedOn, Protection};
 use crate::resource::Resource;
 use crate::rule::{Matcher, Rule, Section};
@@ -251,4 +250,19 @@ fn visit_ids(
     let stop = ids.iter().any(|&i| f(&rules[i], matched));
     ids.clear();
     stop
+}
+
+/// The protections that hold without any rule: a malformed ARN, unreadable tags.
+/// (The production path and the naive oracle share it; it lives with the production path so
+/// that nothing but tests and the benchmark depends on the oracle.)
+pub(crate) fn fail_closed(resource: &Resource) -> Option<Protection> {
+    if let Some(arn) = &resource.arn
+        && resource_arn_parts(arn).is_none()
+    {
+        return Some(Protection::InvalidArn { arn: arn.clone() });
+    }
+    resource
+        .tags_unreadable
+        .as_ref()
+        .map(|detail| Protection::unreadable_tags(detail.clone()))
 }

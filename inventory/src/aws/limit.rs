@@ -83,7 +83,11 @@ mod tests {
         for _ in 0..5 {
             limiter.acquire().await;
         }
-        assert_eq!(start.elapsed(), Duration::ZERO, "the burst waits for nothing");
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "the burst waits for nothing"
+        );
         for _ in 0..4 {
             limiter.acquire().await;
         }

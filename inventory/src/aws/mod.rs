@@ -243,7 +243,10 @@ impl AwsScope {
 
     /// The kind and native id of an ARN of this scope (its partition, region unless global,
     /// account unless the shape has none), or `None`.
-    pub fn parse_arn(&self, arn: &str) -> Option<(&'static dyn Kind, &'static dyn AwsKind, String)> {
+    pub fn parse_arn(
+        &self,
+        arn: &str,
+    ) -> Option<(&'static dyn Kind, &'static dyn AwsKind, String)> {
         let parsed = crate::arn::Arn::parse(arn)?;
         if parsed.partition != self.partition {
             return None;
@@ -290,7 +293,11 @@ impl AwsScope {
             Some((k, _, _)) => Err(refusal(
                 action,
                 &r.id,
-                format!("the ARN is a {} ARN, but the resource says {}", k.name(), r.kind),
+                format!(
+                    "the ARN is a {} ARN, but the resource says {}",
+                    k.name(),
+                    r.kind
+                ),
             )),
             None => Err(refusal(
                 action,
@@ -439,7 +446,10 @@ pub async fn ec2_write_tags(
         ec2.delete_tags()
             .resources(native)
             .set_tags(Some(
-                remove.iter().map(|k| Tag::builder().key(k).build()).collect(),
+                remove
+                    .iter()
+                    .map(|k| Tag::builder().key(k).build())
+                    .collect(),
             ))
             .send()
             .await

@@ -87,7 +87,11 @@ impl AwsKind for AutoscalingGroup {
                 };
                 let page =
                     page.map_err(|e| failed(e, "list autoscaling-group", &aws.scope_label()))?;
-                out.extend(page.auto_scaling_groups().iter().filter_map(|g| resource(aws, g)));
+                out.extend(
+                    page.auto_scaling_groups()
+                        .iter()
+                        .filter_map(|g| resource(aws, g)),
+                );
             }
             Ok(out)
         }
@@ -234,9 +238,10 @@ fn resource(aws: &AwsScope, g: &Group) -> Option<Resource> {
     r.attributes.created = g
         .created_time()
         .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok());
-    if let (Some(cluster), Some(nodegroup)) =
-        (r.tags.get("eks:cluster-name"), r.tags.get("eks:nodegroup-name"))
-    {
+    if let (Some(cluster), Some(nodegroup)) = (
+        r.tags.get("eks:cluster-name"),
+        r.tags.get("eks:nodegroup-name"),
+    ) {
         r.refs.push(Ref::new(
             Relation::PartOf,
             super::eks_nodegroup::NAME,
@@ -254,7 +259,9 @@ mod tests {
     fn the_name_is_read_from_the_arn() {
         let k = AutoscalingGroup;
         assert_eq!(
-            k.native_id("autoScalingGroup:8f2b9c1e-0000-4a4a-9c9c-123456789abc:autoScalingGroupName/web"),
+            k.native_id(
+                "autoScalingGroup:8f2b9c1e-0000-4a4a-9c9c-123456789abc:autoScalingGroupName/web"
+            ),
             Some("web".into())
         );
         assert_eq!(k.native_id("autoScalingGroup:uuid"), None);

@@ -269,8 +269,11 @@ fn resource(aws: &AwsScope, i: &Instance) -> Option<Resource> {
         ));
     }
     if let Some(group) = r.tags.get(AUTOSCALING_GROUP_TAG) {
-        r.refs
-            .push(Ref::new(Relation::PartOf, super::autoscaling_group::NAME, group.clone()));
+        r.refs.push(Ref::new(
+            Relation::PartOf,
+            super::autoscaling_group::NAME,
+            group.clone(),
+        ));
     }
     Some(r)
 }

@@ -151,11 +151,13 @@ impl AwsKind for EksNodegroup {
             let Some((cluster, name)) = native.split_once('/') else {
                 return Ok(None);
             };
-            Ok(describe_one(aws, cluster, name, arn).await?.map(|g| Current {
-                state: status(&g).to_string(),
-                tags: Ok(tags(&g)),
-                never: None,
-            }))
+            Ok(describe_one(aws, cluster, name, arn)
+                .await?
+                .map(|g| Current {
+                    state: status(&g).to_string(),
+                    tags: Ok(tags(&g)),
+                    never: None,
+                }))
         }
         .boxed()
     }
@@ -215,10 +217,7 @@ impl AwsKind for EksNodegroup {
             Ok(match found(sent, NOT_FOUND, "delete", arn)? {
                 None => Removal::Done,
                 Some(out) => Removal::Pending {
-                    state: out
-                        .nodegroup()
-                        .map_or("DELETING", status)
-                        .to_string(),
+                    state: out.nodegroup().map_or("DELETING", status).to_string(),
                 },
             })
         }

@@ -119,7 +119,11 @@ impl AwsKind for IamRole {
                     break;
                 };
                 let page = page.map_err(|e| failed(e, "list iam-role", &aws.scope_label()))?;
-                out.extend(page.role_detail_list().iter().filter_map(|d| resource(aws, d)));
+                out.extend(
+                    page.role_detail_list()
+                        .iter()
+                        .filter_map(|d| resource(aws, d)),
+                );
             }
             Ok(out)
         }
@@ -140,7 +144,9 @@ impl AwsKind for IamRole {
             };
             Ok(out.role().map(|role| Current {
                 state: "available".to_string(),
-                tags: Ok(tag_map(role.tags().iter().map(|t| (Some(t.key()), Some(t.value()))))),
+                tags: Ok(tag_map(
+                    role.tags().iter().map(|t| (Some(t.key()), Some(t.value()))),
+                )),
                 never: AWS_PATHS
                     .iter()
                     .any(|p| role.path().starts_with(p))
@@ -207,7 +213,9 @@ impl AwsKind for IamRole {
                 return Ok(Removal::Done);
             };
             for p in attached.attached_policies() {
-                let Some(policy) = p.policy_arn() else { continue };
+                let Some(policy) = p.policy_arn() else {
+                    continue;
+                };
                 aws.throttle().await;
                 let sent = iam
                     .detach_role_policy()
@@ -228,7 +236,12 @@ impl AwsKind for IamRole {
                         .policy_name(name)
                         .send()
                         .await;
-                    found(sent, NOT_FOUND, &format!("delete inline policy {name} of"), arn)?;
+                    found(
+                        sent,
+                        NOT_FOUND,
+                        &format!("delete inline policy {name} of"),
+                        arn,
+                    )?;
                 }
             }
             aws.throttle().await;
@@ -247,7 +260,12 @@ impl AwsKind for IamRole {
                         .role_name(native)
                         .send()
                         .await;
-                    found(sent, NOT_FOUND, &format!("remove from instance profile {profile}"), arn)?;
+                    found(
+                        sent,
+                        NOT_FOUND,
+                        &format!("remove from instance profile {profile}"),
+                        arn,
+                    )?;
                     // A profile holds one role at most: without it, it is of no use to anyone.
                     aws.throttle().await;
                     let sent = iam
@@ -255,7 +273,12 @@ impl AwsKind for IamRole {
                         .instance_profile_name(profile)
                         .send()
                         .await;
-                    found(sent, NOT_FOUND, &format!("delete instance profile {profile} of"), arn)?;
+                    found(
+                        sent,
+                        NOT_FOUND,
+                        &format!("delete instance profile {profile} of"),
+                        arn,
+                    )?;
                 }
             }
             aws.throttle().await;

@@ -4,7 +4,7 @@
 
 use kube::api::ApiResource;
 
-use crate::kind::{Kind, KubeKind, Platform, Measure, Quota};
+use crate::kind::{Kind, KubeKind, Measure, Platform, Quota};
 
 /// `k8s-namespace`.
 pub struct K8sNamespace;

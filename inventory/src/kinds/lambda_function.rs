@@ -97,7 +97,9 @@ impl AwsKind for LambdaFunction {
                 let page =
                     page.map_err(|e| failed(e, "list lambda-function", &aws.scope_label()))?;
                 for f in page.functions() {
-                    let Some(mut r) = resource(aws, f) else { continue };
+                    let Some(mut r) = resource(aws, f) else {
+                        continue;
+                    };
                     aws.throttle().await;
                     let sent = aws.clients.lambda.list_tags().resource(&r.id).send().await;
                     match found(sent, NOT_FOUND, "read tags of", &r.id) {
@@ -132,10 +134,7 @@ impl AwsKind for LambdaFunction {
                 return Ok(None);
             };
             let tags = match out.tags_error() {
-                Some(e) => Err(format!(
-                    "tags unreadable: {}",
-                    e.message()
-                )),
+                Some(e) => Err(format!("tags unreadable: {}", e.message())),
                 None => Ok(tag_map(out.tags())),
             };
             Ok(Some(Current {

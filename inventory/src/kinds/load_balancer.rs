@@ -98,7 +98,11 @@ impl AwsKind for LoadBalancer {
                     break;
                 };
                 let page = page.map_err(|e| failed(e, "list load-balancer", &aws.scope_label()))?;
-                out.extend(page.load_balancers().iter().filter_map(|lb| resource(aws, lb)));
+                out.extend(
+                    page.load_balancers()
+                        .iter()
+                        .filter_map(|lb| resource(aws, lb)),
+                );
             }
             let arns: Vec<String> = out.iter().map(|r| r.id.clone()).collect();
             let mut tags = tags_of(aws, &arns, "list load-balancer").await?;

@@ -114,9 +114,15 @@ mod tests {
     fn every_dependency_is_a_registered_kind_of_the_same_platform() {
         for k in KINDS {
             for w in k.wait_for() {
-                let other = by_name(w).unwrap_or_else(|| panic!("{} waits for unknown {w}", k.name()));
+                let other =
+                    by_name(w).unwrap_or_else(|| panic!("{} waits for unknown {w}", k.name()));
                 assert_ne!(*w, k.name(), "{} waits for itself", k.name());
-                assert_eq!(other.platform(), k.platform(), "{} waits across platforms", k.name());
+                assert_eq!(
+                    other.platform(),
+                    k.platform(),
+                    "{} waits across platforms",
+                    k.name()
+                );
             }
         }
     }
@@ -141,7 +147,11 @@ mod tests {
     #[test]
     fn registry_has_no_cycle_and_order_respects_dependencies() {
         let order = deletion_order();
-        assert_eq!(order.len(), KINDS.len(), "a cycle left kinds out: {order:?}");
+        assert_eq!(
+            order.len(),
+            KINDS.len(),
+            "a cycle left kinds out: {order:?}"
+        );
         let pos = |n: &str| order.iter().position(|o| *o == n).expect("in order");
         for k in KINDS {
             for w in k.wait_for() {
@@ -185,7 +195,10 @@ mod tests {
                 "eks-nodegroup",
                 "arn:aws:eks:us-east-1:123456789012:nodegroup/dev/workers/8ec0c8e6-0000-4e1a-9f00-0123456789ab",
             ),
-            ("ec2-instance", "arn:aws:ec2:us-east-1:123456789012:instance/i-1"),
+            (
+                "ec2-instance",
+                "arn:aws:ec2:us-east-1:123456789012:instance/i-1",
+            ),
             (
                 "load-balancer",
                 "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188",
@@ -199,9 +212,15 @@ mod tests {
                 "lambda-function",
                 "arn:aws:lambda:us-east-1:123456789012:function:stoa-core-api",
             ),
-            ("rds-snapshot", "arn:aws:rds:us-east-1:123456789012:snapshot:s1"),
+            (
+                "rds-snapshot",
+                "arn:aws:rds:us-east-1:123456789012:snapshot:s1",
+            ),
             ("rds-instance", "arn:aws:rds:us-east-1:123456789012:db:db1"),
-            ("ebs-volume", "arn:aws:ec2:us-east-1:123456789012:volume/vol-1"),
+            (
+                "ebs-volume",
+                "arn:aws:ec2:us-east-1:123456789012:volume/vol-1",
+            ),
             (
                 "security-group",
                 "arn:aws:ec2:us-east-1:123456789012:security-group/sg-1",
@@ -219,8 +238,9 @@ mod tests {
     fn iam_actions_are_sorted_unique_and_service_qualified() {
         let actions = iam_actions();
         assert!(actions.windows(2).all(|w| w[0] < w[1]), "{actions:?}");
-        assert!(actions.iter().all(|a| a.split_once(':').is_some_and(|(s, n)| !s.is_empty()
-            && n.chars().next().is_some_and(|c| c.is_ascii_uppercase()))));
+        assert!(actions.iter().all(|a| a.split_once(':').is_some_and(
+            |(s, n)| !s.is_empty() && n.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        )));
         assert!(actions.contains(&"ec2:TerminateInstances"));
         assert!(actions.contains(&"s3:DeleteObjectVersion"));
     }

@@ -206,7 +206,11 @@ impl AwsKind for RdsSnapshot {
 
 /// The snapshot's tags: inline when AWS included any, else ListTagsForResource (older API
 /// behaviour and some partitions omit `TagList`). The error is the text for `tags_unreadable`.
-async fn tags(aws: &AwsScope, s: &DbSnapshot, arn: &str) -> Result<BTreeMap<String, String>, String> {
+async fn tags(
+    aws: &AwsScope,
+    s: &DbSnapshot,
+    arn: &str,
+) -> Result<BTreeMap<String, String>, String> {
     if !s.tag_list().is_empty() {
         return Ok(rds_tags(s.tag_list()));
     }

@@ -18,8 +18,8 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier, Tag, Tagging};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::aws::error::{Failure, failed, found};
 use crate::aws::AwsScope;
+use crate::aws::error::{Failure, failed, found};
 use crate::cost::{Cost, Pricing};
 use crate::error::ProviderError;
 use crate::kind::{ArnShape, AwsKind, Current, Kind, Measure, Platform, Quota, Removal};
@@ -184,7 +184,9 @@ impl AwsKind for S3Bucket {
                     .object_lock_configuration()
                     .and_then(|c| c.object_lock_enabled())
                     .is_some_and(|e| e.as_str() == "Enabled")
-                    .then(|| "Object Lock is enabled: locked versions cannot be deleted".to_string()),
+                    .then(|| {
+                        "Object Lock is enabled: locked versions cannot be deleted".to_string()
+                    }),
                 Ok(None) => None,
                 // Unknown lock state: never remove what we cannot see into.
                 Err(e) => Some(format!("object lock state unreadable ({})", e.message)),
@@ -365,7 +367,11 @@ async fn measure(aws: &AwsScope, bucket: &str) -> Result<Option<f64>, ProviderEr
             page.next_version_id_marker().map(str::to_string),
         );
     }
-    tracing::info!(bucket, pages = MEASURE_PAGES, "bucket size is a lower bound: more versions than measured");
+    tracing::info!(
+        bucket,
+        pages = MEASURE_PAGES,
+        "bucket size is a lower bound: more versions than measured"
+    );
     Ok(Some(bytes as f64 / GIB))
 }
 
@@ -389,7 +395,11 @@ async fn empty_versions(aws: &AwsScope, arn: &str, bucket: &str) -> Result<bool,
             .versions()
             .iter()
             .map(|v| (v.key(), v.version_id()))
-            .chain(page.delete_markers().iter().map(|m| (m.key(), m.version_id())))
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            )
             .filter_map(|(key, version)| {
                 ObjectIdentifier::builder()
                     .key(key?)

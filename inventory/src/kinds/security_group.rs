@@ -97,7 +97,11 @@ impl AwsKind for SecurityGroup {
                 };
                 let page =
                     page.map_err(|e| failed(e, "list security-group", &aws.scope_label()))?;
-                out.extend(page.security_groups().iter().filter_map(|g| resource(aws, g)));
+                out.extend(
+                    page.security_groups()
+                        .iter()
+                        .filter_map(|g| resource(aws, g)),
+                );
             }
             Ok(out)
         }
@@ -189,7 +193,11 @@ fn resource(aws: &AwsScope, g: &Group) -> Option<Resource> {
         && owner != aws.account()
     {
         // Another account's group seen through a shared VPC: not ours to delete.
-        tracing::debug!(group = id, owner, "skipping a security group of another account");
+        tracing::debug!(
+            group = id,
+            owner,
+            "skipping a security group of another account"
+        );
         return None;
     }
     let mut r = aws.resource(NAME, aws.arn(SHAPE, id), id.to_string());

@@ -87,7 +87,11 @@ impl AwsKind for TargetGroup {
                     break;
                 };
                 let page = page.map_err(|e| failed(e, "list target-group", &aws.scope_label()))?;
-                out.extend(page.target_groups().iter().filter_map(|tg| resource(aws, tg)));
+                out.extend(
+                    page.target_groups()
+                        .iter()
+                        .filter_map(|tg| resource(aws, tg)),
+                );
             }
             let arns: Vec<String> = out.iter().map(|r| r.id.clone()).collect();
             let mut tags = tags_of(aws, &arns, "list target-group").await?;

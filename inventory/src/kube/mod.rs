@@ -267,7 +267,12 @@ impl KubeScope {
 
     fn namespace_resource(&self, kind: &'static dyn Kind, ns: &DynamicObject) -> Option<Resource> {
         let name = ns.metadata.name.clone()?;
-        let mut r = Resource::new(kind.name(), format!("k8s:{name}"), name.clone(), self.scope());
+        let mut r = Resource::new(
+            kind.name(),
+            format!("k8s:{name}"),
+            name.clone(),
+            self.scope(),
+        );
         r.namespace = Some(name);
         r.tags = prefixed(&ns.metadata, &self.prefix);
         r.labels = ns.metadata.labels.clone().unwrap_or_default();
@@ -745,12 +750,25 @@ mod tests {
     #[test]
     fn ids_parse_into_namespaces_and_objects_of_known_kinds() {
         let kinds: Vec<_> = object_kinds().collect();
-        assert!(matches!(parse_id("k8s:preview", &kinds), Some(Target::Namespace("preview"))));
+        assert!(matches!(
+            parse_id("k8s:preview", &kinds),
+            Some(Target::Namespace("preview"))
+        ));
         assert!(matches!(
             parse_id("k8s:deployment/preview/web", &kinds),
-            Some(Target::Object { namespace: "preview", name: "web", .. })
+            Some(Target::Object {
+                namespace: "preview",
+                name: "web",
+                ..
+            })
         ));
-        for bad in ["k8s:", "k8s:pod/a/b", "k8s:deployment/a", "k8s:deployment/a/b/c", "arn:x"] {
+        for bad in [
+            "k8s:",
+            "k8s:pod/a/b",
+            "k8s:deployment/a",
+            "k8s:deployment/a/b/c",
+            "arn:x",
+        ] {
             assert!(parse_id(bad, &kinds).is_none(), "{bad}");
         }
     }

@@ -180,7 +180,8 @@ fn certificate_findings(c: &Evaluated) -> Vec<Finding> {
             .with("serial", info.serial.clone())
             .with("not_after", info.not_after.to_string())
             .with("days_remaining", c.days_remaining)
-            .with("fingerprint", info.fingerprint.clone())
+            // Self-describing, as tools print it (`sha256:` then 64 hex digits).
+            .with("fingerprint", format!("sha256:{}", info.fingerprint))
             .with("locations", json!(locations))
     };
     let when = if c.days_remaining < 0 {

@@ -50,6 +50,9 @@ pub struct TtlConfig {
     /// Kafka.
     #[serde(default)]
     pub audit_archive: Option<ArchiveConfig>,
+    /// Closing earlier runs' intents that have no outcome (a run killed mid-way).
+    #[serde(default)]
+    pub reconcile: ReconcileConfig,
     /// Owner notices with snooze links (warning emails are sent only when this is set).
     #[serde(default)]
     pub snooze: Option<SnoozeConfig>,
@@ -147,6 +150,26 @@ impl Default for RetryConfig {
         RetryConfig {
             passes: 2,
             interval: HumanDuration(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// How an executing run reads the audit topic back to close earlier runs' open intents.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// How far back to read (default 7d, by the broker's timestamps); an intent older than this
+    /// stays open.
+    pub lookback: HumanDuration,
+    /// Longest the whole read may take (default 30s).
+    pub timeout: HumanDuration,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        ReconcileConfig {
+            lookback: HumanDuration(crate::reconcile::DEFAULT_LOOKBACK),
+            timeout: HumanDuration(Duration::from_secs(30)),
         }
     }
 }

@@ -119,6 +119,8 @@ pub struct Executed {
     pub audit_failure: Option<String>,
     /// Every audit record published (plan, intents, outcomes), in order, for the archive.
     pub audit: Vec<Value>,
+    /// What reconciling earlier runs' open intents did, when there were any.
+    pub reconciled: Option<crate::reconcile::Reconciled>,
 }
 
 /// Publishes an audit record, keeps it for the archive, and says whether Kafka acknowledged it.
@@ -133,10 +135,7 @@ pub async fn audit<T: Serialize>(
         && let Some(map) = value.as_object_mut()
     {
         map.insert("run_id".into(), Value::String(ctx.run_id.clone()));
-        map.insert(
-            "acknowledged".into(),
-            Value::Bool(result.is_ok()),
-        );
+        map.insert("acknowledged".into(), Value::Bool(result.is_ok()));
         out.audit.push(value);
     }
     result.map(|_| ())
@@ -164,7 +163,8 @@ pub async fn record_warnings(
             continue;
         };
         if let Err(lost) = ctx.check_lock() {
-            out.errors.push(format!("warning stages not recorded: {lost}"));
+            out.errors
+                .push(format!("warning stages not recorded: {lost}"));
             return;
         }
         ctx.acted();
@@ -203,13 +203,18 @@ pub async fn delete(
 ) {
     let guard = RemovalGuard::new(&ctx.config.job.policy);
     let order: Vec<usize> = plan.waves.iter().flatten().copied().collect();
-    let step_of: HashMap<usize, usize> = order.iter().enumerate().map(|(s, &i)| (i, s + 1)).collect();
+    let step_of: HashMap<usize, usize> =
+        order.iter().enumerate().map(|(s, &i)| (i, s + 1)).collect();
     let mut todo = order.clone();
     let mut ended: HashMap<usize, Ended> = HashMap::new();
     for attempt in 1..=waiting.retry_passes + 1 {
         if attempt > 1 {
             out.retries += todo.len() as u32;
-            tracing::info!(attempt, resources = todo.len(), "retrying retryable failures");
+            tracing::info!(
+                attempt,
+                resources = todo.len(),
+                "retrying retryable failures"
+            );
             tokio::time::sleep(waiting.retry_interval).await;
         }
         let this_pass: HashSet<usize> = todo.iter().copied().collect();
@@ -334,7 +339,13 @@ impl Pass<'_> {
                 }
                 // The run lock, before the intent: a run that lost it must not act any more.
                 if let Err(lost) = self.ctx.check_lock() {
-                    self.stop(out, ended, i, format!("{lost}; deletions stopped"), "run lock lost");
+                    self.stop(
+                        out,
+                        ended,
+                        i,
+                        format!("{lost}; deletions stopped"),
+                        "run lock lost",
+                    );
                     continue;
                 }
                 // Write-ahead: no acknowledged intent (its own, and its parts'), no deletion.
@@ -372,6 +383,21 @@ impl Pass<'_> {
                 } else {
                     self.providers.remove(r, self.guard).await
                 };
+                if removal.is_ok() {
+                    // The parts are on their way with it: say so now, their final outcome comes
+                    // when they are gone.
+                    for &j in with.iter().skip(1) {
+                        let _ = self
+                            .outcome(
+                                out,
+                                j,
+                                "pending",
+                                Some(format!("goes with {}, whose removal was accepted", r.id)),
+                                None,
+                            )
+                            .await;
+                    }
+                }
                 match removal {
                     Ok(Removal::Done) => {
                         tracing::info!(resource = %r.id, "deleted");
@@ -380,6 +406,17 @@ impl Pass<'_> {
                     Ok(Removal::Pending { state }) => {
                         tracing::info!(resource = %r.id, %state, "removal in progress");
                         if awaited.contains(r.id.as_str()) {
+                            // Said at once, not after the wait: a run killed while it waits
+                            // leaves an audit that matches what AWS was asked to do.
+                            let _ = self
+                                .outcome(
+                                    out,
+                                    i,
+                                    "pending",
+                                    Some(format!("removal accepted ({state}); waiting for it")),
+                                    None,
+                                )
+                                .await;
                             to_wait.push(i);
                         } else {
                             self.settle_without_waiting(out, ended, i).await;
@@ -433,7 +470,8 @@ impl Pass<'_> {
         match self.providers.state(r).await {
             Ok(State::Gone) => self.finish(out, ended, i, Ended::Deleted, None).await,
             Ok(State::Present(state)) => {
-                self.finish(out, ended, i, Ended::Pending, Some(state)).await
+                self.finish(out, ended, i, Ended::Pending, Some(state))
+                    .await
             }
             Err(e) => {
                 self.finish(out, ended, i, Ended::Pending, Some(e.to_string()))
@@ -452,7 +490,11 @@ impl Pass<'_> {
     ) {
         let id = self.plan.items[i].resource.id.clone();
         out.not_deleted.remove(&id);
-        let result = if how == Ended::Deleted { "deleted" } else { "pending" };
+        let result = if how == Ended::Deleted {
+            "deleted"
+        } else {
+            "pending"
+        };
         ended.insert(i, how);
         if let Err(e) = self.outcome(out, i, result, detail, None).await {
             out.errors.push(format!("outcome event for {id}: {e}"));

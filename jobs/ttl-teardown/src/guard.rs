@@ -55,7 +55,11 @@ impl<'a> RemovalGuard<'a> {
             (&k.data_class, &p.allowed_data_classes),
         ] {
             match tags.get(key) {
-                None => return Some(format!("current tags have no {key} tag; refusing to delete")),
+                None => {
+                    return Some(format!(
+                        "current tags have no {key} tag; refusing to delete"
+                    ));
+                }
                 Some(v) if !accepted.contains(v) => {
                     return Some(format!(
                         "current tag {key}={v} is not an accepted value; refusing to delete"
@@ -95,7 +99,11 @@ impl Guard for RemovalGuard<'_> {
             .filter(|k| tags.get(*k) != planned.tags.get(*k))
             .map(|k| {
                 let show = |v: Option<&String>| v.map_or("(absent)".to_string(), |v| v.clone());
-                format!("{k}: {} -> {}", show(planned.tags.get(k)), show(tags.get(k)))
+                format!(
+                    "{k}: {} -> {}",
+                    show(planned.tags.get(k)),
+                    show(tags.get(k))
+                )
             })
             .collect();
         (!changed.is_empty()).then(|| {
@@ -168,13 +176,17 @@ mod tests {
         ] {
             let mut t = ok();
             t.insert(key.into(), value.into());
-            let why = g.refuses(&planned(t.clone()), &current(t)).expect("refused");
+            let why = g
+                .refuses(&planned(t.clone()), &current(t))
+                .expect("refused");
             assert!(why.contains(says), "{key}={value}: {why}");
         }
         for key in ["environment", "data-class", "auto-teardown"] {
             let mut t = ok();
             t.remove(key);
-            let why = g.refuses(&planned(t.clone()), &current(t)).expect("refused");
+            let why = g
+                .refuses(&planned(t.clone()), &current(t))
+                .expect("refused");
             assert!(why.contains(&format!("no {key} tag")), "{why}");
         }
     }
@@ -185,7 +197,9 @@ mod tests {
         let g = RemovalGuard::new(&policy);
         let mut snoozed = ok();
         snoozed.insert("ttl-extended-days".into(), "7".into());
-        let why = g.refuses(&planned(ok()), &current(snoozed)).expect("refused");
+        let why = g
+            .refuses(&planned(ok()), &current(snoozed))
+            .expect("refused");
         assert!(why.contains("ttl-extended-days: (absent) -> 7"), "{why}");
         let mut notified = ok();
         notified.insert(

@@ -13,6 +13,7 @@ use common::metrics::{Labels, Metrics};
 use inventory::{Listing, Providers, Resource, Scope};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde_json::json;
 
 use crate::config::TtlConfig;
@@ -40,6 +41,8 @@ pub struct TtlTeardown {
     inventory: Option<PathBuf>,
     cost_avoided: Family<Labels, Counter<f64, AtomicU64>>,
     deleted: Family<Labels, Counter>,
+    /// Resources of the run's plan per outcome (the cost dashboard's "tag violations blocked").
+    by_outcome: Family<Labels, Gauge>,
 }
 
 impl Job for TtlTeardown {
@@ -114,6 +117,7 @@ impl Job for TtlTeardown {
             inventory,
             cost_avoided: Family::default(),
             deleted: Family::default(),
+            by_outcome: Family::default(),
         })
     }
 
@@ -143,6 +147,11 @@ impl Job for TtlTeardown {
             "Resources deleted (planned, in a dry run)",
             self.deleted.clone(),
         );
+        registry.register(
+            "ttl_resources_by_outcome",
+            "Resources of the run's plan by outcome (protected, tag-violation, ineligible, nothing, warn, delete, held)",
+            self.by_outcome.clone(),
+        );
     }
 
     async fn run(&self, ctx: &RunContext<'_, TtlConfig>) -> Result<Report, JobError> {
@@ -171,6 +180,20 @@ pub async fn connect(config: &JobConfig<TtlConfig>) -> anyhow::Result<Providers>
 }
 
 impl TtlTeardown {
+    /// Sets `ttl_resources_by_outcome` from the plan; every outcome gets a series, zeros included,
+    /// so a dashboard shows 0 rather than nothing.
+    fn count_outcomes(&self, plan: &Plan) {
+        let mut counts: BTreeMap<&str, i64> = Outcome::NAMES.iter().map(|n| (*n, 0)).collect();
+        for item in &plan.items {
+            *counts.entry(item.outcome.name()).or_default() += 1;
+        }
+        for (outcome, n) in counts {
+            self.by_outcome
+                .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+                .set(n);
+        }
+    }
+
     async fn run_with(
         &self,
         ctx: &RunContext<'_, TtlConfig>,
@@ -217,6 +240,7 @@ impl TtlTeardown {
             now,
         };
         let plan = plan::plan(listing.resources.clone(), &rules);
+        self.count_outcomes(&plan);
         report.total_checked = plan.items.len() as u64;
         report.findings = plan.items.iter().filter_map(plan::Item::finding).collect();
         report.details = details(&plan, &listing);
@@ -258,6 +282,12 @@ impl TtlTeardown {
                 d.insert("not_deleted".into(), json!(executed.not_deleted));
                 d.insert("stages_recorded".into(), json!(executed.stages_recorded));
                 d.insert("retries".into(), json!(executed.retries));
+                if let Some(r) = &executed.reconciled {
+                    d.insert(
+                        "reconciled".into(),
+                        json!({"found": r.found, "deleted": r.deleted, "not_done": r.not_done, "left_open": r.left_open}),
+                    );
+                }
                 self.archive(ctx, &executed, &mut report).await;
                 if let Some(reason) = executed.audit_failure {
                     return Err(JobError::Abort { reason, report });
@@ -270,10 +300,9 @@ impl TtlTeardown {
         };
         let removed: HashSet<&str> = removed.iter().map(String::as_str).collect();
         for item in &plan.items {
-            let (Some(estimate), true) = (
-                item.estimate(),
-                removed.contains(item.resource.id.as_str()),
-            ) else {
+            let (Some(estimate), true) =
+                (item.estimate(), removed.contains(item.resource.id.as_str()))
+            else {
                 continue;
             };
             let project = project_of(item);
@@ -313,6 +342,20 @@ impl TtlTeardown {
                 reason: format!("audit sink unavailable, nothing changed: {e}"),
                 report: Report::default(),
             });
+        }
+        match crate::reconcile::reconcile(ctx, providers, &mut executed).await {
+            Ok(r) if r.found > 0 => {
+                tracing::info!(
+                    found = r.found,
+                    deleted = r.deleted,
+                    not_done = r.not_done,
+                    left_open = r.left_open,
+                    "earlier runs' intents reconciled"
+                );
+                executed.reconciled = Some(r);
+            }
+            Ok(_) => {}
+            Err(e) => executed.errors.push(e),
         }
         let notified: Option<HashSet<String>> = match (&job.snooze, &self.keyring) {
             (Some(snooze), Some(keyring)) => {

@@ -17,8 +17,10 @@ pub mod job;
 pub mod notices;
 pub mod plan;
 pub mod policy;
+pub mod reconcile;
 pub mod report;
 pub mod snooze;
+pub mod stage;
 pub mod tags;
 
 pub use job::TtlTeardown;

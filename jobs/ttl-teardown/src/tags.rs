@@ -35,7 +35,7 @@ use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::policy::{NotifiedStage, parse_notified_tag_value};
+use crate::stage::{NotifiedStage, parse_notified_tag_value};
 
 const SECS_PER_HOUR: i64 = 60 * 60;
 const SECS_PER_DAY: i64 = 24 * SECS_PER_HOUR;
@@ -576,37 +576,37 @@ pub fn parse_tags(
         Some(SignedDuration::MAX)
     } else {
         required(tags, &keys.ttl, v).and_then(|value| match parse_ttl(value) {
-        Ok(ttl) if ttl > policy.max_ttl => {
-            v.push(ttl_above_maximum(&keys.ttl, value, policy));
-            None
-        }
-        Ok(ttl) => Some(ttl),
-        Err(TtlError::TooLarge) => {
-            v.push(ttl_above_maximum(&keys.ttl, value, policy));
-            None
-        }
-        Err(e @ TtlError::NotPositive) => {
-            v.push(violation(
-                &keys.ttl,
-                Some(value),
-                ViolationKind::NonPositiveTtl,
-                format!("{} {e}", keys.ttl),
-            ));
-            None
-        }
-        Err(e @ TtlError::Malformed) => {
-            v.push(violation(
-                &keys.ttl,
-                Some(value),
-                ViolationKind::InvalidTtl,
-                format!(
-                    "{} {e}, at most {}",
-                    keys.ttl,
-                    format_duration(policy.max_ttl)
-                ),
-            ));
-            None
-        }
+            Ok(ttl) if ttl > policy.max_ttl => {
+                v.push(ttl_above_maximum(&keys.ttl, value, policy));
+                None
+            }
+            Ok(ttl) => Some(ttl),
+            Err(TtlError::TooLarge) => {
+                v.push(ttl_above_maximum(&keys.ttl, value, policy));
+                None
+            }
+            Err(e @ TtlError::NotPositive) => {
+                v.push(violation(
+                    &keys.ttl,
+                    Some(value),
+                    ViolationKind::NonPositiveTtl,
+                    format!("{} {e}", keys.ttl),
+                ));
+                None
+            }
+            Err(e @ TtlError::Malformed) => {
+                v.push(violation(
+                    &keys.ttl,
+                    Some(value),
+                    ViolationKind::InvalidTtl,
+                    format!(
+                        "{} {e}, at most {}",
+                        keys.ttl,
+                        format_duration(policy.max_ttl)
+                    ),
+                ));
+                None
+            }
         })
     };
 
@@ -616,20 +616,20 @@ pub fn parse_tags(
         Some(false)
     } else {
         required(tags, &keys.auto_teardown, v).and_then(|value| match value {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => {
-            v.push(violation(
-                &keys.auto_teardown,
-                Some(value),
-                ViolationKind::InvalidBool,
-                format!(
-                    "{} must be exactly \"true\" or \"false\" (lowercase)",
-                    keys.auto_teardown
-                ),
-            ));
-            None
-        }
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => {
+                v.push(violation(
+                    &keys.auto_teardown,
+                    Some(value),
+                    ViolationKind::InvalidBool,
+                    format!(
+                        "{} must be exactly \"true\" or \"false\" (lowercase)",
+                        keys.auto_teardown
+                    ),
+                ));
+                None
+            }
         })
     };
 

@@ -304,7 +304,11 @@ impl AppState {
     /// The service's state: the TTL rules of `config.job` (tag policy, account allowlist), the
     /// backends, and the clock ("now" for token expiry and the rules), with the [`Limits`] of
     /// `config.job.snooze`.
-    pub fn new(config: &JobConfig<TtlConfig>, backends: Backends, clock: Arc<dyn Clock>) -> AppState {
+    pub fn new(
+        config: &JobConfig<TtlConfig>,
+        backends: Backends,
+        clock: Arc<dyn Clock>,
+    ) -> AppState {
         let limits = Limits::from_config(config.job.snooze.as_ref());
         Self::with_limits(config, backends, clock, limits)
     }
@@ -550,7 +554,8 @@ struct Checked {
 
 /// Resource states meaning "already being deleted or gone".
 fn removing(state: &str) -> bool {
-    ttl_teardown::execute::DELETING_STATES.contains(&state) || ["terminated", "deleted"].contains(&state)
+    ttl_teardown::execute::DELETING_STATES.contains(&state)
+        || ["terminated", "deleted"].contains(&state)
 }
 
 fn parse_days(days: Option<&str>) -> Result<u32, Refusal> {
@@ -576,9 +581,13 @@ impl AppState {
             return Err(Refusal::forbidden("token is for another number of days"));
         }
         // 2. The resource as it is now.
-        let resource = s.providers.get(id).await.map_err(|e| Refusal::Unavailable {
-            detail: e.to_string(),
-        })?;
+        let resource = s
+            .providers
+            .get(id)
+            .await
+            .map_err(|e| Refusal::Unavailable {
+                detail: e.to_string(),
+            })?;
         let Some(resource) = resource else {
             return Err(Refusal::forbidden("resource not found"));
         };
@@ -602,7 +611,9 @@ impl AppState {
             now,
         };
         let outcome = plan::decide(&resource, &rules);
-        let Some((parsed, decision)) = outcome.tags_and_decision().filter(|_| outcome.is_eligible())
+        let Some((parsed, decision)) = outcome
+            .tags_and_decision()
+            .filter(|_| outcome.is_eligible())
         else {
             return Err(Refusal::forbidden(format!(
                 "not eligible: {}",

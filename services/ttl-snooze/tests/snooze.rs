@@ -11,17 +11,16 @@ use aws_credential_types::Credentials;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use common::clock::FixedClock;
 use common::config::JobConfig;
+use inventory::aws::AwsScope;
+use inventory::{KubeScope, KubeSource, Providers};
 use jiff::{SignedDuration, Timestamp};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 use testbed::fakekube::FakeKube;
 use testbed::kafka::{Tansu, consume_all};
 use testbed::moto::Moto;
-use ttl_teardown::aws::AwsProvider;
+use ttl_snooze::{AppState, Backends, Limits, serve_until};
 use ttl_teardown::config::TtlConfig;
-use ttl_teardown::kube::{KubeProvider, KubeSource};
-use ttl_teardown::live::Live;
-use ttl_teardown::snooze::server::{AppState, Limits, serve_until};
 use ttl_teardown::snooze::token::{Claims, Keyring, extend_link};
 
 const ACCOUNT: &str = "123456789012";
@@ -30,6 +29,28 @@ const NOW: &str = "2026-11-23T12:00:00Z";
 const TOPIC: &str = "resource-ttl-extended";
 const OWNER: &str = "dev@example.com";
 const PREFIX: &str = "ttl.governance.io/";
+/// Where the per-resource apply Leases live (the default `job.lock.namespace`).
+const LEASE_NS: &str = "governance-jobs";
+
+/// The whitelist every server of these tests loads: an ARN rule, a tag rule, a namespace.
+const WHITELIST: &str = "never_delete:\n  aws_resources:\n    - arn: \"arn:aws:ec2:*:*:instance/i-stoa-*\"\n      reason: stoa core fleet\n  tags:\n    - key: critical\n      value: \"true\"\n  kubernetes:\n    namespaces: [stoa-system]\n";
+
+fn whitelist(extra_arn: Option<&str>) -> whitelist::Whitelist {
+    let text = match extra_arn {
+        Some(arn) => WHITELIST.replace(
+            "  tags:\n",
+            &format!("    - arn: \"{arn}\"\n      reason: pinned by the test\n  tags:\n"),
+        ),
+        None => WHITELIST.to_string(),
+    };
+    whitelist::Whitelist::from_yaml_str(&text, "whitelist.yaml").expect("whitelist")
+}
+
+/// A Kubernetes client for tests whose requests never take an apply Lease.
+fn no_kube() -> kube::Client {
+    let config = kube::Config::new("http://127.0.0.1:1".parse().expect("url"));
+    kube::Client::try_from(config).expect("client")
+}
 
 fn now() -> Timestamp {
     NOW.parse().expect("timestamp")
@@ -103,17 +124,24 @@ impl Drop for Server {
     }
 }
 
-async fn start_server(brokers: &str, live: Live, limits: Limits) -> Server {
+/// What a server is built from besides the broker and its limits.
+struct Parts {
+    providers: Providers,
+    lease_client: kube::Client,
+    whitelist: whitelist::Whitelist,
+}
+
+async fn start_server(brokers: &str, parts: Parts, limits: Limits) -> Server {
     let config = config_yaml(brokers);
     let publisher = common::kafka::Publisher::from_config(&config.kafka).expect("publisher");
-    let state = AppState::with_limits(
-        &config,
-        live,
+    let backends = Backends {
+        providers: parts.providers,
         publisher,
-        keyring(),
-        Arc::new(FixedClock(now())),
-        limits,
-    );
+        keyring: keyring(),
+        whitelist: parts.whitelist,
+        lease_client: parts.lease_client,
+    };
+    let state = AppState::with_limits(&config, backends, Arc::new(FixedClock(now())), limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -202,6 +230,10 @@ impl Bed {
             kube.expect("fake kube"),
         );
         broker.create_topic(TOPIC, 1).await.expect("topic");
+        kube.insert(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NS}}),
+        )
+        .expect("lease namespace");
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
             .endpoint_url(moto.endpoint())
@@ -217,18 +249,31 @@ impl Bed {
         }
     }
 
-    fn live(&self) -> Live {
-        let aws = AwsProvider::new(&self.sdk, ACCOUNT, REGION);
-        let kube = KubeProvider::new(
+    fn parts(&self, whitelist: whitelist::Whitelist) -> Parts {
+        let aws = AwsScope::new(&self.sdk, ACCOUNT, REGION, true);
+        let kube = KubeScope::new(
             self.kube.client().expect("kube client"),
             "test",
             &KubeSource::default(),
         );
-        Live::from_providers(vec![aws], Some(kube))
+        Parts {
+            providers: Providers::from_scopes(vec![aws], Some(kube)),
+            lease_client: self.kube.client().expect("kube client"),
+            whitelist,
+        }
     }
 
     async fn server(&self) -> Server {
-        start_server(&self.broker.bootstrap(), self.live(), Limits::default()).await
+        self.server_with(whitelist(None)).await
+    }
+
+    async fn server_with(&self, whitelist: whitelist::Whitelist) -> Server {
+        start_server(
+            &self.broker.bootstrap(),
+            self.parts(whitelist),
+            Limits::default(),
+        )
+        .await
     }
 
     /// Seeds an instance and returns its ARN.
@@ -419,7 +464,13 @@ async fn bad_tokens_and_ineligible_resources_get_one_opaque_403_and_change_nothi
     let mut prod_tags = tags(7, 5, 0, 0);
     prod_tags.insert("environment".into(), "prod".into());
     let prod = bed.instance(&prod_tags).await;
-    let server = bed.server().await;
+    // Protected by the whitelist the TTL job loads: by an ARN rule (pinned after the link was
+    // "mailed") and by a tag rule. The service must refuse them exactly like the job spares them.
+    let pinned = bed.instance(&seeded).await;
+    let mut critical_tags = seeded.clone();
+    critical_tags.insert("critical".into(), "true".into());
+    let critical = bed.instance(&critical_tags).await;
+    let server = bed.server_with(whitelist(Some(&pinned))).await;
     let ring = keyring();
     let deadline = deadline_of(7, 5, 0);
     let missing = format!("arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0000000000000dead");
@@ -467,6 +518,18 @@ async fn bad_tokens_and_ineligible_resources_get_one_opaque_403_and_change_nothi
             7,
             ring.sign(&claims(&prod, 7, deadline, 0)),
         ),
+        (
+            "whitelisted by ARN",
+            &pinned,
+            7,
+            ring.sign(&claims(&pinned, 7, deadline, 0)),
+        ),
+        (
+            "whitelisted by tag",
+            &critical,
+            7,
+            ring.sign(&claims(&critical, 7, deadline, 0)),
+        ),
     ];
     let mut get_bodies = Vec::new();
     let mut post_bodies = Vec::new();
@@ -497,10 +560,79 @@ async fn bad_tokens_and_ineligible_resources_get_one_opaque_403_and_change_nothi
 
     assert_eq!(bed.instance_tags(&arn).await, seeded);
     assert_eq!(bed.instance_tags(&prod).await, prod_tags);
+    assert_eq!(bed.instance_tags(&pinned).await, seeded);
+    assert_eq!(bed.instance_tags(&critical).await, critical_tags);
     assert!(
         bed.events(0).await.is_empty(),
         "a refusal published an event"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_outside_the_allowlist_is_refused() {
+    let bed = Bed::start().await;
+    let seeded = tags(7, 5, 0, 0);
+    let arn = bed.instance(&seeded).await;
+    // The same service, configured for another account only.
+    let text = format!(
+        "kafka:\n  brokers: [\"{}\"]\n  delivery_timeout: 5s\njob:\n  whitelist: w.yaml\n  allowed_accounts: [\"999999999999\"]\n",
+        bed.broker.bootstrap()
+    );
+    let config: JobConfig<TtlConfig> = common::config::parse_str(&text, "c.yaml").expect("config");
+    let parts = bed.parts(whitelist(None));
+    let backends = Backends {
+        providers: parts.providers,
+        publisher: common::kafka::Publisher::from_config(&config.kafka).expect("publisher"),
+        keyring: keyring(),
+        whitelist: parts.whitelist,
+        lease_client: parts.lease_client,
+    };
+    let state = AppState::new(&config, backends, Arc::new(FixedClock(now())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve_until(listener, state, async {
+        let _ = rx.await;
+    }));
+    let server = Server {
+        base,
+        http: reqwest::Client::new(),
+        stop: Some(tx),
+    };
+    let token = keyring().sign(&claims(&arn, 7, deadline_of(7, 5, 0), 0));
+    let (status, _, page) = server.get(&server.link(&arn, 7, &token)).await;
+    assert_eq!(status, 403, "{page}");
+    let (status, _) = server.post(&arn, "7", &token, "").await;
+    assert_eq!(status, 403);
+    assert_eq!(bed.instance_tags(&arn).await, seeded);
+    assert!(bed.events(0).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_racing_on_one_link_extend_exactly_once() {
+    let bed = Bed::start().await;
+    let seeded = tags(7, 5, 0, 0);
+    let arn = bed.instance(&seeded).await;
+    // Two instances of the service, as the chart runs them: same broker, cloud and cluster.
+    let (a, b) = tokio::join!(bed.server(), bed.server());
+    let token = keyring().sign(&claims(&arn, 7, deadline_of(7, 5, 0), 0));
+    let clicks = (0..25).flat_map(|_| [&a, &b]).map(|server| {
+        let (arn, token) = (arn.clone(), token.clone());
+        async move { server.post(&arn, "7", &token, "race").await.0 }
+    });
+    let statuses = futures::future::join_all(clicks).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(ok, 1, "exactly one click applies: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 403),
+        "the others find the link spent: {statuses:?}"
+    );
+    let t = bed.instance_tags(&arn).await;
+    assert_eq!(t["ttl-extension-count"], "1");
+    assert_eq!(t["ttl-extended-days"], "7");
+    assert_eq!(bed.events(1).await.len(), 1, "exactly one event");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,6 +701,23 @@ async fn patch_extends_a_kubernetes_namespace() {
         .patch(id, Some(&token), json!({"extend_days": 14}))
         .await;
     assert_eq!(status, 403);
+
+    // One resource per click, read by name: the namespace list always carries a field selector
+    // for that name, never a listing of the cluster.
+    let reads: Vec<_> = bed
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/v1/namespaces")
+        .collect();
+    assert!(!reads.is_empty(), "the namespace was read");
+    assert!(
+        reads.iter().all(
+            |r| r.query.contains("fieldSelector=metadata.name%3Dpreview-1")
+                || r.query.contains("fieldSelector=metadata.name=preview-1")
+        ),
+        "{reads:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,9 +731,11 @@ async fn a_failed_publish_answers_503_and_puts_the_annotations_back() {
     kube.insert(json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "preview-2", "annotations": annotations}}))
         .expect("namespace");
-    let live = Live::from_providers(
+    kube.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NS}}))
+        .expect("lease namespace");
+    let providers = Providers::from_scopes(
         vec![],
-        Some(KubeProvider::new(
+        Some(KubeScope::new(
             kube.client().expect("client"),
             "test",
             &KubeSource::default(),
@@ -596,13 +747,14 @@ async fn a_failed_publish_answers_503_and_puts_the_annotations_back() {
     );
     let config: JobConfig<TtlConfig> = common::config::parse_str(&text, "c.yaml").expect("config");
     let publisher = common::kafka::Publisher::from_config(&config.kafka).expect("publisher");
-    let state = AppState::new(
-        &config,
-        live,
+    let backends = Backends {
+        providers,
         publisher,
-        keyring(),
-        Arc::new(FixedClock(now())),
-    );
+        keyring: keyring(),
+        whitelist: whitelist(None),
+        lease_client: kube.client().expect("client"),
+    };
+    let state = AppState::new(&config, backends, Arc::new(FixedClock(now())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -623,9 +775,22 @@ async fn a_failed_publish_answers_503_and_puts_the_annotations_back() {
     let ns = kube
         .get("namespaces", None, "preview-2")
         .expect("namespace");
-    let a = &ns["metadata"]["annotations"];
-    assert_eq!(a[format!("{PREFIX}ttl-extension-count")], "0");
-    assert_eq!(a[format!("{PREFIX}ttl-extended-days")], "0");
+    // Every annotation the attempt wrote is gone again: they were absent before it.
+    let a = ns["metadata"]["annotations"]
+        .as_object()
+        .expect("annotations");
+    for tag in [
+        "ttl-extension-count",
+        "ttl-extended-days",
+        "ttl-extended-by",
+        "ttl-extension-reason",
+    ] {
+        assert!(
+            !a.contains_key(&format!("{PREFIX}{tag}")),
+            "{tag} left behind after the failed publish: {a:?}"
+        );
+    }
+    assert_eq!(a.len(), tags(7, 5, 0, 0).len(), "{a:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,7 +800,11 @@ async fn limits_headers_and_probes() {
     let dead = format!("127.0.0.1:{}", testbed::process::free_port().expect("port"));
     let server = start_server(
         &dead,
-        Live::from_providers(vec![], None),
+        Parts {
+            providers: Providers::from_scopes(vec![], None),
+            lease_client: no_kube(),
+            whitelist: whitelist(None),
+        },
         Limits {
             rate_per_minute: 5,
             body_bytes: 1024,
@@ -710,7 +879,11 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
     // The test client connects from 127.0.0.1: here it is the trusted ingress.
     let server = start_server(
         &dead,
-        Live::from_providers(vec![], None),
+        Parts {
+            providers: Providers::from_scopes(vec![], None),
+            lease_client: no_kube(),
+            whitelist: whitelist(None),
+        },
         limited("127.0.0.0/8"),
     )
     .await;
@@ -726,7 +899,11 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
     // Not a trusted proxy: the header changes nothing, every request shares the peer's bucket.
     let server = start_server(
         &dead,
-        Live::from_providers(vec![], None),
+        Parts {
+            providers: Providers::from_scopes(vec![], None),
+            lease_client: no_kube(),
+            whitelist: whitelist(None),
+        },
         limited("10.0.0.0/8"),
     )
     .await;

@@ -18,7 +18,9 @@
 //!
 //! # What it honours
 //! - The kinds of one table (`resources.rs`: namespaces, configmaps, secrets, services, service
-//!   accounts, pods, PVCs, deployments, statefulsets, jobs, cronjobs, ingresses, leases), at
+//!   accounts, pods, PVCs, deployments, statefulsets, daemonsets, jobs, cronjobs, ingresses,
+//!   leases, and External Secrets' `externalsecrets.external-secrets.io/v1beta1` as if its CRD
+//!   were installed), at
 //!   their namespaced paths, their all-namespaces list paths (`/api/v1/secrets`, ...), and
 //!   `/status` subresources. As upstream, for kinds with one, writes to the object keep the stored
 //!   status, writes to `/status` change only the status, and a created object's status is
@@ -47,10 +49,18 @@
 //! - Errors are `Status` bodies (`reason`, `code`, `details`), which kube-rs turns into
 //!   `kube::Error::Api(status)` with `status.code` set.
 //!
+//! - Rollouts the test drives ([`FakeKube::set_rollout`], `rollout.rs`): for a Deployment,
+//!   StatefulSet or DaemonSet given a [`Rollout`], a spec change (a patched pod-template
+//!   annotation) starts a rollout whose `status` the fake then writes read by read, as the
+//!   controller would: one that completes, one that exceeds its progress deadline, one that
+//!   stalls; a paused Deployment only observes its generation. [`FakeKube::complete_rollout`]
+//!   seeds a settled status.
+//!
 //! # What it deliberately does not do
 //! - No watch (405), no admission, no RBAC or authentication, no field managers (apply is a merge
 //!   patch; `fieldManager` and `force` are ignored), no strategic-merge list semantics (lists are
-//!   replaced whole), no controllers (deployments get no pods or status, services no cluster IP),
+//!   replaced whole), no controllers beyond the rollout stand-in (no pods, no ReplicaSets, services
+//!   get no cluster IP, no External Secrets operator),
 //!   no finalizers or graceful deletion, no TLS. JSON only: protobuf or CBOR bodies get 415 (so
 //!   `kubectl create ns x` fails while `kubectl create -f ns.yaml` works), and `Table` output is
 //!   never sent (kubectl falls back to its own printing).
@@ -65,6 +75,7 @@
 
 mod patch;
 mod resources;
+mod rollout;
 mod selector;
 mod server;
 mod store;
@@ -79,6 +90,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use resources::Resource;
+pub use rollout::Rollout;
 use server::Shared;
 pub use store::ApiError;
 
@@ -221,6 +233,41 @@ impl FakeKube {
     pub fn remove(&self, resource: &str, namespace: Option<&str>, name: &str) -> Option<Value> {
         let res = known(resource);
         self.shared.lock().store.remove(res, namespace, name)
+    }
+
+    /// How the next rollouts of the workload `resource` (`deployments`, `statefulsets` or
+    /// `daemonsets`) `namespace/name` go: from now on, a write that changes its spec starts a
+    /// rollout whose status the fake writes as it is read (see [`Rollout`]).
+    ///
+    /// # Panics
+    /// If `resource` is not one of those three plurals.
+    pub fn set_rollout(&self, resource: &str, namespace: &str, name: &str, rollout: Rollout) {
+        let res = known(resource);
+        assert!(
+            rollout::is_workload(res),
+            "fakekube simulates rollouts of deployments, statefulsets and daemonsets, not {resource}"
+        );
+        self.shared
+            .lock()
+            .rollouts
+            .set(res, namespace, name, rollout);
+    }
+
+    /// Writes the status of a finished rollout of the workload's current spec (a settled seed,
+    /// `observedGeneration` = `generation`); returns the stored object, `None` if absent.
+    ///
+    /// # Panics
+    /// If `resource` is not `deployments`, `statefulsets` or `daemonsets`.
+    pub fn complete_rollout(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let res = known(resource);
+        assert!(
+            rollout::is_workload(res),
+            "fakekube simulates rollouts of deployments, statefulsets and daemonsets, not {resource}"
+        );
+        let mut inner = self.shared.lock();
+        let mut obj = inner.store.get(res, Some(namespace), name)?.clone();
+        obj["status"] = rollout::complete_status(res, &obj);
+        inner.store.seed(res, obj).ok()
     }
 
     /// The current global resourceVersion (that of the last write).

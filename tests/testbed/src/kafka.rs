@@ -49,6 +49,13 @@ impl Tansu {
     ///
     /// The binary is `$GOV_TANSU`, else `$GOV_CACHE/tansu-0.6.0/bin/tansu`.
     pub async fn start() -> Result<Tansu> {
+        Tansu::start_advertising(None).await
+    }
+
+    /// Like [`start`](Self::start), but advertising `127.0.0.1:advertised_port` in metadata
+    /// (when given): the port of a TLS or SASL front such as stunnel, so that clients keep
+    /// going through it after bootstrap. The readiness probe asks tansu directly.
+    pub async fn start_advertising(advertised_port: Option<u16>) -> Result<Tansu> {
         let program = locate("tansu", "GOV_TANSU", tansu_path())?;
         let dir = tempfile::Builder::new()
             .prefix("testbed-tansu-")
@@ -60,6 +67,7 @@ impl Tansu {
             })?;
         let port = free_port()?;
         let listener = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://127.0.0.1:{}", advertised_port.unwrap_or(port));
         let mut process = ManagedProcess::spawn_in(
             "tansu",
             Some(dir.path()),
@@ -69,7 +77,7 @@ impl Tansu {
                 "--listener-url",
                 &listener,
                 "--advertised-listener-url",
-                &listener,
+                &advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -87,7 +95,7 @@ impl Tansu {
                     tokio::net::TcpStream::connect(&bootstrap)
                         .await
                         .map_err(|e| format!("connect: {e}"))?;
-                    fetch_metadata(&bootstrap, None, Duration::from_secs(2))
+                    fetch_metadata(&bootstrap, &[], None, Duration::from_secs(2))
                         .await
                         .map(drop)
                         .map_err(|e| e.to_string())
@@ -109,50 +117,7 @@ impl Tansu {
     /// Creates `name` with `partitions` partitions (replication 1) through the Admin API and
     /// waits until the metadata shows all of them.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let action = format!("create topic {name} with {partitions} partition(s)");
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .map_err(|source| kafka_error("tansu", &action, source))?;
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = admin
-            .create_topics([&topic], &options)
-            .await
-            .map_err(|source| kafka_error("tansu", &action, source))?;
-        for result in results {
-            if let Err((topic, code)) = result {
-                return Err(Error::Unexpected {
-                    service: "tansu".into(),
-                    action,
-                    detail: format!("topic {topic}: {code}"),
-                });
-            }
-        }
-        let started = Instant::now();
-        loop {
-            let seen = fetch_metadata(&self.bootstrap, Some(name), Duration::from_secs(5))
-                .await
-                .map(|topics| {
-                    topics
-                        .into_iter()
-                        .find(|(topic, _)| topic == name)
-                        .map_or(0, |(_, partitions)| partitions.len())
-                });
-            match seen {
-                Ok(n) if i32::try_from(n) == Ok(partitions) => return Ok(()),
-                _ if started.elapsed() > TOPIC_TIMEOUT => {
-                    return Err(Error::Unexpected {
-                        service: "tansu".into(),
-                        action,
-                        detail: format!(
-                            "metadata still shows {seen:?} partition(s) after {TOPIC_TIMEOUT:?}"
-                        ),
-                    });
-                }
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
+        create_topic(&self.bootstrap, &[], name, partitions).await
     }
 
     /// Kills the broker (SIGKILL, like a crash), e.g. to test a job whose broker goes away
@@ -173,6 +138,60 @@ impl Tansu {
     }
 }
 
+/// Creates `name` with `partitions` partitions (replication 1) through the Admin API of the
+/// cluster at `bootstrap`, with extra client properties `props` (security settings for a
+/// secured listener), and waits until the metadata shows all of them.
+pub async fn create_topic(
+    bootstrap: &str,
+    props: &[(String, String)],
+    name: &str,
+    partitions: i32,
+) -> Result<()> {
+    let action = format!("create topic {name} with {partitions} partition(s)");
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, props)
+        .create()
+        .map_err(|source| kafka_error("kafka", &action, source))?;
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics([&topic], &options)
+        .await
+        .map_err(|source| kafka_error("kafka", &action, source))?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            return Err(Error::Unexpected {
+                service: "kafka".into(),
+                action,
+                detail: format!("topic {topic}: {code}"),
+            });
+        }
+    }
+    let started = Instant::now();
+    loop {
+        let seen = fetch_metadata(bootstrap, props, Some(name), Duration::from_secs(5))
+            .await
+            .map(|topics| {
+                topics
+                    .into_iter()
+                    .find(|(topic, _)| topic == name)
+                    .map_or(0, |(_, partitions)| partitions.len())
+            });
+        match seen {
+            Ok(n) if i32::try_from(n) == Ok(partitions) => return Ok(()),
+            _ if started.elapsed() > TOPIC_TIMEOUT => {
+                return Err(Error::Unexpected {
+                    service: "kafka".into(),
+                    action,
+                    detail: format!(
+                        "metadata still shows {seen:?} partition(s) after {TOPIC_TIMEOUT:?}"
+                    ),
+                });
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 fn tansu_path() -> PathBuf {
     std::env::var_os("GOV_TANSU")
         .filter(|v| !v.is_empty())
@@ -188,20 +207,31 @@ fn kafka_error(service: &str, action: &str, source: KafkaError) -> Error {
     }
 }
 
+/// A client config for `bootstrap` with extra properties `props`.
+fn client_config(bootstrap: &str, props: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (k, v) in props {
+        config.set(k, v);
+    }
+    config
+}
+
 /// Topic names with their partition ids, from a metadata request (blocking librdkafka call run
 /// off the async runtime).
 async fn fetch_metadata(
     bootstrap: &str,
+    props: &[(String, String)],
     topic: Option<&str>,
     timeout: Duration,
 ) -> Result<Vec<(String, Vec<i32>)>> {
+    let config = client_config(bootstrap, props);
     let bootstrap = bootstrap.to_owned();
     let topic = topic.map(str::to_owned);
     let action = format!("fetch metadata from {bootstrap}");
     let blocking_action = action.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+        let consumer: BaseConsumer = config
             .create()
             .map_err(|source| kafka_error("kafka", &blocking_action, source))?;
         let metadata = consumer
@@ -240,8 +270,20 @@ pub async fn consume_all(
     expected_count: usize,
     timeout: Duration,
 ) -> Result<Vec<Record>> {
+    consume_all_with(bootstrap, &[], topic, expected_count, timeout).await
+}
+
+/// [`consume_all`] with extra client properties `props`, e.g. the security settings of a
+/// secured listener ([`crate::securekafka::SecureKafka::client_props`]).
+pub async fn consume_all_with(
+    bootstrap: &str,
+    props: &[(String, String)],
+    topic: &str,
+    expected_count: usize,
+    timeout: Duration,
+) -> Result<Vec<Record>> {
     let started = Instant::now();
-    let partitions = fetch_metadata(bootstrap, Some(topic), timeout)
+    let partitions = fetch_metadata(bootstrap, props, Some(topic), timeout)
         .await?
         .into_iter()
         .find(|(name, _)| name == topic)
@@ -252,14 +294,14 @@ pub async fn consume_all(
             action: format!("consume {topic} from {bootstrap}"),
             detail: "the topic does not exist (no partitions in the metadata)".into(),
         })?;
+    let mut config = client_config(bootstrap, props);
     let bootstrap = bootstrap.to_owned();
     let topic = topic.to_owned();
     let action = format!("consume {topic} from {bootstrap}");
     let join_action = action.clone();
     tokio::task::spawn_blocking(move || {
         let error = |source| kafka_error("kafka", &action, source);
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
+        let consumer: BaseConsumer = config
             .set("group.id", format!("testbed-{}", uuid::Uuid::now_v7()))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

@@ -29,7 +29,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::process::{Error, ManagedProcess, Result, free_port, locate_on_path};
+use base64::Engine;
+
+use crate::pki::CertFiles;
+use crate::process::{
+    Error, ManagedProcess, Result, SETUP_HINT, free_port, locate, locate_on_path, venv_dir,
+};
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -42,6 +47,56 @@ pub struct Pushgateway {
     url: String,
     http: reqwest::Client,
     dir: tempfile::TempDir,
+}
+
+/// The Pushgateway's `--web.config.file` settings, and what the test bed's client trusts.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    /// Serve HTTPS with this certificate.
+    pub tls: Option<CertFiles>,
+    /// Require HTTP basic auth with this user and password.
+    pub basic_auth: Option<(String, String)>,
+    /// The CA the test bed's own client trusts (the one that signed `tls`).
+    pub ca: Option<PathBuf>,
+}
+
+/// A bcrypt hash of `password` (cost 4: the lowest, enough for a test), made by Python's
+/// `bcrypt` in the test venv; the password goes through stdin, not the command line.
+fn bcrypt_hash(password: &str) -> Result<String> {
+    use std::io::Write;
+    let python = venv_dir().join("bin/python");
+    let program = locate("python (venv, with bcrypt)", "GOV_VENV", python)?;
+    let failed = |detail: String| Error::Unexpected {
+        service: "pushgateway".into(),
+        action: "bcrypt-hash the basic auth password".into(),
+        detail,
+    };
+    let mut child = std::process::Command::new(&program)
+        .args([
+            "-c",
+            "import bcrypt, sys; print(bcrypt.hashpw(sys.stdin.buffer.read(), bcrypt.gensalt(4)).decode())",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("cannot run {}: {e}", program.display())))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(password.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        return Err(failed(format!(
+            "{}: {} ({SETUP_HINT})",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// One sample found by [`find_metric`].
@@ -63,6 +118,15 @@ impl Pushgateway {
     ///
     /// The binary is `$GOV_PUSHGATEWAY_BIN`, else `prometheus-pushgateway` on `PATH`.
     pub async fn start() -> Result<Pushgateway> {
+        Pushgateway::start_with(&WebConfig::default()).await
+    }
+
+    /// Like [`start`](Self::start), with the Pushgateway's own `--web.config.file`: TLS with
+    /// `web.tls`'s certificate, and HTTP basic auth for `web.basic_auth` (the password bcrypt-
+    /// hashed with Python's `bcrypt` from the test venv, as `basic_auth_users` wants). The test
+    /// bed's own client ([`metrics_json`](Self::metrics_json)) then trusts `web.ca` and sends
+    /// the credentials.
+    pub async fn start_with(web: &WebConfig) -> Result<Pushgateway> {
         let program = locate_on_path("prometheus-pushgateway", "GOV_PUSHGATEWAY_BIN")?;
         let dir = tempfile::Builder::new()
             .prefix("testbed-pushgateway-")
@@ -74,24 +138,69 @@ impl Pushgateway {
             })?;
         let port = free_port()?;
         let persistence = dir.path().join("pgw.data");
-        let process = ManagedProcess::spawn(
-            "pushgateway",
-            &program,
-            [
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                format!("--persistence.file={}", persistence.display()),
-            ],
-            &[],
-        )?;
-        let url = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|source| Error::Http {
+        let mut args = vec![
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            format!("--persistence.file={}", persistence.display()),
+        ];
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let http_error = |action: &str| {
+            let action = action.to_string();
+            move |source| Error::Http {
                 service: "pushgateway".into(),
-                action: "build an HTTP client".into(),
+                action,
                 source,
-            })?;
+            }
+        };
+        let io_error = |action: String| {
+            move |source| Error::Io {
+                service: "pushgateway".into(),
+                action,
+                source,
+            }
+        };
+        if web.tls.is_some() || web.basic_auth.is_some() {
+            let mut text = String::new();
+            if let Some(tls) = &web.tls {
+                text.push_str(&format!(
+                    "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+                    tls.cert.display(),
+                    tls.key.display()
+                ));
+            }
+            if let Some((user, password)) = &web.basic_auth {
+                let hash = bcrypt_hash(password)?;
+                text.push_str(&format!("basic_auth_users:\n  {user}: '{hash}'\n"));
+                let mut headers = reqwest::header::HeaderMap::new();
+                let value = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+                );
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    reqwest::header::HeaderValue::from_str(&value).map_err(|e| {
+                        Error::Unexpected {
+                            service: "pushgateway".into(),
+                            action: "build the basic auth header".into(),
+                            detail: e.to_string(),
+                        }
+                    })?,
+                );
+                http = http.default_headers(headers);
+            }
+            let path = dir.path().join("web.yml");
+            std::fs::write(&path, text).map_err(io_error(format!("write {}", path.display())))?;
+            args.push(format!("--web.config.file={}", path.display()));
+        }
+        if let Some(ca) = &web.ca {
+            let pem = std::fs::read(ca).map_err(io_error(format!("read {}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(http_error("read the CA file"))?;
+            http = http.tls_certs_merge(certs);
+        }
+        let process = ManagedProcess::spawn("pushgateway", &program, &args, &[])?;
+        let scheme = if web.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let http = http.build().map_err(http_error("build an HTTP client"))?;
         let probe_url = format!("{url}/-/ready");
         process
             .wait_until("GET /-/ready answers 200", START_TIMEOUT, || {

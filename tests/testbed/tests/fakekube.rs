@@ -1076,3 +1076,264 @@ async fn shutdown_closes_the_port() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// A merge patch of one pod-template annotation, as a restart (`kubectl rollout restart`) sends.
+fn restart_patch(at: &str) -> Patch<Value> {
+    Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": at}}}}}))
+}
+
+fn workload(kind: &str, name: &str, replicas: i64) -> Value {
+    let mut spec = json!({
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]},
+        },
+    });
+    if kind != "DaemonSet" {
+        spec["replicas"] = json!(replicas);
+    }
+    json!({"apiVersion": "apps/v1", "kind": kind,
+           "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+}
+
+#[tokio::test]
+async fn rollouts_the_test_drives_complete_after_reads() -> anyhow::Result<()> {
+    let (kube, client) = setup().await?;
+    kube.insert(workload("Deployment", "web", 3))?;
+    let settled = kube
+        .complete_rollout("deployments", "default", "web")
+        .expect("seeded");
+    assert_eq!(settled["status"]["observedGeneration"], 1);
+    assert_eq!(settled["status"]["updatedReplicas"], 3);
+    kube.set_rollout(
+        "deployments",
+        "default",
+        "web",
+        testbed::fakekube::Rollout::Completes { after_reads: 2 },
+    );
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
+    let patched = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &restart_patch("2026-12-01T00:00:00Z"),
+        )
+        .await?;
+    assert_eq!(patched.metadata.generation, Some(2));
+    let status = |d: &Deployment| d.status.clone().expect("status");
+    for read in 0..2 {
+        let d = deployments.get("web").await?;
+        let s = status(&d);
+        assert_eq!(s.observed_generation, Some(2), "read {read}");
+        assert!(s.updated_replicas.unwrap_or(0) < 3, "still rolling: {s:?}");
+        assert_eq!(
+            s.conditions
+                .unwrap_or_default()
+                .iter()
+                .find(|c| c.type_ == "Progressing")
+                .map(|c| c.reason.clone()),
+            Some(Some("ReplicaSetUpdated".to_string()))
+        );
+    }
+    // The third read, here through a list, sees it complete.
+    let listed = deployments.list(&ListParams::default()).await?;
+    let s = status(&listed.items[0]);
+    assert_eq!(
+        (
+            s.observed_generation,
+            s.replicas,
+            s.updated_replicas,
+            s.available_replicas
+        ),
+        (Some(2), Some(3), Some(3), Some(3))
+    );
+    // Stays complete, and a metadata-only write starts nothing.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
+        )
+        .await?;
+    assert_eq!(
+        status(&deployments.get("web").await?).updated_replicas,
+        Some(3)
+    );
+
+    // A workload without a registered behaviour keeps the fake's old rule: no controller.
+    kube.insert(workload("Deployment", "plain", 1))?;
+    deployments
+        .patch("plain", &PatchParams::default(), &restart_patch("now"))
+        .await?;
+    assert!(deployments.get("plain").await?.status.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rollout_can_exceed_its_deadline_stall_or_wait_while_paused() -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+    use testbed::fakekube::Rollout;
+    let (kube, client) = setup().await?;
+    for (kind, name) in [
+        ("Deployment", "failing"),
+        ("Deployment", "paused"),
+        ("StatefulSet", "db"),
+        ("DaemonSet", "agent"),
+    ] {
+        kube.insert(workload(kind, name, 2))?;
+    }
+    kube.set_rollout(
+        "deployments",
+        "default",
+        "failing",
+        Rollout::ExceedsDeadline,
+    );
+    kube.set_rollout(
+        "deployments",
+        "default",
+        "paused",
+        Rollout::Completes { after_reads: 0 },
+    );
+    kube.set_rollout(
+        "statefulsets",
+        "default",
+        "db",
+        Rollout::Completes { after_reads: 1 },
+    );
+    kube.set_rollout("daemonsets", "default", "agent", Rollout::Stalls);
+
+    let deployments = Api::<Deployment>::namespaced(client.clone(), "default");
+    deployments
+        .patch("failing", &PatchParams::default(), &restart_patch("t1"))
+        .await?;
+    let failing = deployments.get("failing").await?.status.expect("status");
+    let progressing = failing
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .expect("condition");
+    assert_eq!(
+        (progressing.status.as_str(), progressing.reason.as_deref()),
+        ("False", Some("ProgressDeadlineExceeded"))
+    );
+
+    deployments
+        .patch(
+            "paused",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": true}})),
+        )
+        .await?;
+    deployments
+        .patch("paused", &PatchParams::default(), &restart_patch("t1"))
+        .await?;
+    let paused = deployments.get("paused").await?.status.expect("status");
+    assert_eq!(paused.observed_generation, Some(3));
+    assert_eq!(paused.updated_replicas, None, "nothing rolls while paused");
+    assert_eq!(
+        paused.conditions.unwrap_or_default()[0].reason.as_deref(),
+        Some("DeploymentPaused")
+    );
+    // Resumed: the next read completes it.
+    deployments
+        .patch(
+            "paused",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": false}})),
+        )
+        .await?;
+    let resumed = deployments.get("paused").await?.status.expect("status");
+    assert_eq!(
+        (resumed.observed_generation, resumed.updated_replicas),
+        (Some(4), Some(2))
+    );
+
+    let sets = Api::<StatefulSet>::namespaced(client.clone(), "default");
+    sets.patch("db", &PatchParams::default(), &restart_patch("t1"))
+        .await?;
+    let first = sets.get("db").await?.status.expect("status");
+    assert_ne!(first.current_revision, first.update_revision, "in progress");
+    let done = sets.get("db").await?.status.expect("status");
+    assert_eq!(done.current_revision, done.update_revision);
+    assert_eq!(
+        (done.ready_replicas, done.updated_replicas),
+        (Some(2), Some(2))
+    );
+
+    let daemons = Api::<DaemonSet>::namespaced(client.clone(), "default");
+    daemons
+        .patch("agent", &PatchParams::default(), &restart_patch("t1"))
+        .await?;
+    for _ in 0..5 {
+        let s = daemons.get("agent").await?.status.expect("status");
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(
+            s.updated_number_scheduled,
+            Some(0),
+            "a stalled rollout never finishes"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn daemonsets_and_external_secrets_are_served() -> anyhow::Result<()> {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let (kube, client) = setup().await?;
+    let daemons = Api::<DaemonSet>::namespaced(client.clone(), "default");
+    let created = daemons
+        .create(
+            &PostParams::default(),
+            &object(workload("DaemonSet", "agent", 1)),
+        )
+        .await?;
+    assert_eq!(created.metadata.generation, Some(1));
+    assert_eq!(
+        names(
+            Api::<DaemonSet>::all(client.clone())
+                .list(&ListParams::default())
+                .await?
+                .items
+        ),
+        ["agent"]
+    );
+
+    let gvk = GroupVersionKind::gvk("external-secrets.io", "v1beta1", "ExternalSecret");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "externalsecrets");
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), "default", &resource);
+    let mut es = DynamicObject::new("db-creds", &resource);
+    es.data = json!({"spec": {
+        "refreshInterval": "1h",
+        "secretStoreRef": {"name": "vault", "kind": "ClusterSecretStore"},
+        "target": {"name": "db-creds"},
+        "data": [{"secretKey": "password", "remoteRef": {"key": "apps/db", "property": "password"}}],
+    }});
+    let created = api.create(&PostParams::default(), &es).await?;
+    let rv = created.metadata.resource_version.clone();
+    let annotated = api
+        .patch(
+            "db-creds",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"force-sync": "1764547200"}}})),
+        )
+        .await?;
+    assert_ne!(annotated.metadata.resource_version, rv);
+    assert_eq!(
+        kube.get("externalsecrets", Some("default"), "db-creds")
+            .expect("stored")["metadata"]["annotations"]["force-sync"],
+        "1764547200"
+    );
+    // A stale resourceVersion conflicts, as for built-in kinds.
+    let mut stale = annotated.clone();
+    stale.metadata.resource_version = rv;
+    let status = status_of(
+        api.replace("db-creds", &PostParams::default(), &stale)
+            .await,
+    );
+    assert_eq!(status.code, 409);
+    Ok(())
+}

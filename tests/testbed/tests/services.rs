@@ -13,10 +13,12 @@ use anyhow::{Context, Result, ensure};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use testbed::kafka::{Tansu, consume_all, mock_cluster};
+use testbed::kafka_connect::{ConnectStandIn, ConnectorSpec};
 use testbed::moto::Moto;
 use testbed::openbao::OpenBao;
 use testbed::postgres::Postgres;
 use testbed::process::{Error, ManagedProcess, free_port};
+use testbed::prometheus::{MetricType, OpenMetrics, Prometheus};
 use testbed::pushgateway::Pushgateway;
 use testbed::smtp::SmtpSink;
 
@@ -612,6 +614,143 @@ async fn a_service_that_never_gets_ready_times_out_with_its_log() -> Result<()> 
     ] {
         assert!(message.contains(part), "{part:?} missing from: {message}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn prometheus_serves_backfilled_history_with_exact_increases() -> Result<()> {
+    // Two days of a counter sampled every 5 minutes from 0, +3 per sample, restarting (from 0)
+    // once in the middle; and a histogram of 10 observations per sample.
+    let start = 1_795_132_800; // 2026-11-19T00:00:00Z
+    let step = 300;
+    let samples = 2 * 86_400 / step;
+    let mut om = OpenMetrics::new();
+    om.family("requests", MetricType::Counter);
+    let mut value = 0.0;
+    let mut total = 0.0;
+    for i in 0..=samples {
+        if i > 0 {
+            if i == samples / 2 {
+                value = 0.0; // the restart: the scrape after it sees only what came since
+            }
+            value += 3.0;
+            total += 3.0;
+        }
+        om.sample(
+            "requests_total",
+            &[("tenant", "acme")],
+            value,
+            start + i * step,
+        );
+    }
+    om.family("latency_seconds", MetricType::Histogram);
+    for i in 0..=samples {
+        let n = (i * 10) as f64;
+        let t = start + i * step;
+        for (le, share) in [("0.1", 0.5), ("0.5", 0.9), ("+Inf", 1.0)] {
+            om.sample(
+                "latency_seconds_bucket",
+                &[("tenant", "acme"), ("le", le)],
+                n * share,
+                t,
+            );
+        }
+        om.sample("latency_seconds_sum", &[("tenant", "acme")], n * 0.12, t);
+        om.sample("latency_seconds_count", &[("tenant", "acme")], n, t);
+    }
+    let prom = Prometheus::start_with(Some(&om.finish()), None).await?;
+    let end = start + samples * step;
+    let got = prom
+        .query_values(
+            "sum by (tenant) (increase(requests_total[172800s]))",
+            end,
+            "tenant",
+        )
+        .await?;
+    ensure!(
+        got == vec![("acme".to_string(), total)],
+        "increase over the reset: {got:?}"
+    );
+    let resets = prom
+        .query_values(
+            "sum by (tenant) (resets(requests_total[172800s]))",
+            end,
+            "tenant",
+        )
+        .await?;
+    ensure!(resets == vec![("acme".to_string(), 1.0)], "{resets:?}");
+    // 90 % of the observations are <= 0.5 and 50 % <= 0.1: P95 lies in (0.5, +Inf], answered
+    // as the last finite bound; P75 interpolates inside (0.1, 0.5].
+    let p75 = prom
+        .query_values(
+            "histogram_quantile(0.75, sum by (tenant, le) (increase(latency_seconds_bucket[172800s])))",
+            end,
+            "tenant",
+        )
+        .await?;
+    ensure!(p75.len() == 1 && (p75[0].1 - 0.35).abs() < 1e-9, "{p75:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn kafka_connect_stand_in_answers_the_documented_shapes() -> Result<()> {
+    let connect = ConnectStandIn::start(vec![
+        ConnectorSpec::new(
+            "sales.orders-sink",
+            "sink",
+            "RUNNING",
+            &["RUNNING", "FAILED"],
+        ),
+        ConnectorSpec::new("hr.people-source", "source", "PAUSED", &[]),
+    ])
+    .await?;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", connect.url())).send();
+    let names: serde_json::Value = get("/connectors").await?.json().await?;
+    ensure!(
+        names == serde_json::json!(["hr.people-source", "sales.orders-sink"]),
+        "{names}"
+    );
+    let expanded: serde_json::Value = get("/connectors?expand=status&expand=info")
+        .await?
+        .json()
+        .await?;
+    let sales = &expanded["sales.orders-sink"];
+    ensure!(
+        sales["status"]["connector"]["state"] == "RUNNING",
+        "{expanded}"
+    );
+    ensure!(
+        sales["status"]["tasks"][1]["state"] == "FAILED",
+        "{expanded}"
+    );
+    ensure!(
+        sales["status"]["tasks"][1]["trace"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("org.apache.kafka.connect.errors.ConnectException")),
+        "{expanded}"
+    );
+    ensure!(
+        sales["info"]["tasks"][0]
+            == serde_json::json!({"connector": "sales.orders-sink", "task": 0}),
+        "{expanded}"
+    );
+    ensure!(
+        sales["info"]["type"] == "sink" && sales["status"]["type"] == "sink",
+        "{expanded}"
+    );
+    let only_status: serde_json::Value = get("/connectors?expand=status").await?.json().await?;
+    ensure!(
+        only_status["hr.people-source"].get("info").is_none(),
+        "{only_status}"
+    );
+    let missing = get("/connectors/nope/status").await?;
+    ensure!(missing.status() == 404, "{}", missing.status());
+    let body: serde_json::Value = missing.json().await?;
+    ensure!(body["error_code"] == 404, "{body}");
+    connect.fail_with(Some(503));
+    ensure!(get("/connectors?expand=status").await?.status() == 503);
+    ensure!(connect.requests().len() == 4, "{:?}", connect.requests());
     Ok(())
 }
 

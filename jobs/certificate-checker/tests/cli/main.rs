@@ -1,5 +1,6 @@
 //! The `certificate-checker` binary as an operator runs it, against real local services: TLS
-//! endpoints (tokio-rustls on loopback), the fake Kubernetes API, a Vault-shaped HTTP server,
+//! endpoints (tokio-rustls on loopback), the fake Kubernetes API, OpenBao's PKI engine (and a
+//! Vault-shaped stand-in for the one case OpenBao cannot produce),
 //! tansu (Kafka), the Pushgateway and an SMTP sink.
 
 #[path = "../support/certs.rs"]

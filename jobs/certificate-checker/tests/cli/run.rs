@@ -51,7 +51,6 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
     let info = certs::leaf(&root, "info.example", days_from_now(45));
     let fine = certs::leaf(&inter, "localhost", days_from_now(90));
     let hidden = certs::leaf(&root, "hidden.example", days_from_now(1));
-    let vaulted = certs::leaf(&root, "vaulted.example", days_from_now(25));
 
     // Kubernetes: labelled TLS secrets, an Opaque one with an extra key, one unlabelled.
     let kube = FakeKube::start().await.expect("fakekube");
@@ -123,15 +122,10 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
         l.local_addr().expect("addr")
     };
 
-    // Vault.
-    let vault = crate::vault::start(
-        "s.cli-token",
-        BTreeMap::from([(
-            "pki".to_string(),
-            BTreeMap::from([("3a-01".to_string(), vaulted.pem())]),
-        )]),
-    )
-    .await;
+    // Vault: OpenBao's real PKI engine, a root and one leaf issued with an explicit not_after.
+    let (bao, vault_serial) = crate::vault::openbao_pki("vaulted.example", days_from_now(25)).await;
+    let vault = bao.address();
+    let vault_resource = format!("vault:pki/{vault_serial}");
 
     // Sinks.
     let broker = Tansu::start().await.expect("tansu");
@@ -144,7 +138,7 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("root.pem"), root.cert.pem()).expect("root");
-    std::fs::write(dir.path().join("vault-token"), "s.cli-token\n").expect("token");
+    std::fs::write(dir.path().join("vault-token"), format!("{}\n", bao.token())).expect("token");
     let kubeconfig = kube.write_kubeconfig(dir.path()).expect("kubeconfig");
     let config = format!(
         "kubernetes:\n  kubeconfig: {kubeconfig}\n\
@@ -202,7 +196,14 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
             .unwrap_or("")
             .contains("Test Root")
     );
-    assert_eq!(e.fields["fingerprint"].as_str().map(str::len), Some(64));
+    let fingerprint = e.fields["fingerprint"].as_str().expect("fingerprint");
+    let hex = fingerprint
+        .strip_prefix("sha256:")
+        .expect("sha256: prefix, as the README shows");
+    assert!(
+        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{fingerprint}"
+    );
     assert!(e.fields["serial"].as_str().is_some_and(|s| !s.is_empty()));
     let soon_f = find(&event, "certificate_expiry", "k8s:secret/apps/soon");
     assert_eq!(
@@ -219,7 +220,7 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
         (i.severity, i.fields["days_remaining"].as_i64()),
         (Severity::Info, Some(45))
     );
-    let v = find(&event, "certificate_expiry", "vault:pki/3a-01");
+    let v = find(&event, "certificate_expiry", &vault_resource);
     assert_eq!(
         (v.severity, v.fields["days_remaining"].as_i64()),
         (Severity::Warning, Some(25))
@@ -317,8 +318,14 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
     // The unlabelled Secret was not read.
     assert!(!stdout.contains("hidden"), "{stdout}");
     // Distinct certificates: 5 labelled leaves + root + intermediate + 2 fixtures
-    // + self-signed + wrong-host + vault = 12.
-    assert_eq!(event.summary.total_checked, 12);
+    // + self-signed + wrong-host + the Vault leaf + the Vault root (its PKI lists it) = 13.
+    assert_eq!(event.summary.total_checked, 13);
+    let vault_root = event
+        .findings
+        .iter()
+        .find(|f| f.kind == "certificate_expiry" && f.fields["subject"] == "CN=Vault Root")
+        .expect("the OpenBao root is listed under pki/certs too");
+    assert_eq!(vault_root.severity, Severity::Ok);
 
     // Kafka carries exactly the printed event.
     let records = consume_all(
@@ -408,7 +415,7 @@ async fn a_full_run_reports_each_certificate_once_and_reaches_every_sink() {
     for r in [
         "k8s:secret/apps/expired",
         "k8s:secret/apps/warn",
-        "vault:pki/3a-01",
+        &vault_resource,
         &wrong_url,
         &dead_url,
     ] {
@@ -606,4 +613,43 @@ async fn a_cluster_answering_503_is_given_up_at_the_list_deadline() {
         event.errors
     );
     kube.shutdown().await;
+}
+
+/// Vault keeps expired certificates under `pki/certs` until a tidy runs, but OpenBao will not
+/// issue one whose validity already ended: this one case uses the Vault-shaped stand-in.
+#[tokio::test]
+async fn an_expired_certificate_still_in_vault_pki_is_critical() {
+    let root = certs::ca("Test Root");
+    let expired = certs::leaf(&root, "gone.example", days_from_now(-3));
+    let vault = crate::vault::start(
+        "s.cli-token",
+        BTreeMap::from([(
+            "pki".to_string(),
+            BTreeMap::from([("3a-01".to_string(), expired.pem())]),
+        )]),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("vault-token"), "s.cli-token\n").expect("token");
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        format!(
+            "kafka:\n  fallback: {{file: events.jsonl}}\njob:\n  vault: {{address: \"{vault}\", mounts: [pki], token_file: vault-token}}\n"
+        ),
+    )
+    .expect("config");
+    let out = run(
+        dir.path(),
+        &["--config", "config.yaml", "--now", NOW, "--output", "json"],
+        &[],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let event: ResultEvent = serde_json::from_str(&stdout).expect("event");
+    let f = find(&event, "certificate_expiry", "vault:pki/3a-01");
+    assert_eq!(
+        (f.severity, f.fields["days_remaining"].as_i64()),
+        (Severity::Critical, Some(-3))
+    );
 }

@@ -236,6 +236,34 @@ fn protection(r: &Resource, rules: &Rules<'_>) -> Option<Protected> {
 }
 
 impl Outcome {
+    /// Every outcome's [`name`](Outcome::name), for metrics that show zeros too.
+    pub const NAMES: [&'static str; 9] = [
+        "protected",
+        "tag-violation",
+        "ineligible",
+        "nothing",
+        "warn",
+        "delete",
+        "held",
+        "part",
+        "with-owner",
+    ];
+
+    /// A stable kebab-case name of the outcome, for metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Protected(_) => "protected",
+            Outcome::Violation(_) => "tag-violation",
+            Outcome::Ineligible(_) => "ineligible",
+            Outcome::Nothing(_) => "nothing",
+            Outcome::Warn(_) => "warn",
+            Outcome::Delete(_) => "delete",
+            Outcome::Held(..) => "held",
+            Outcome::Part { .. } => "part",
+            Outcome::WithOwner(_) => "with-owner",
+        }
+    }
+
     /// Tags and decision, when tags are valid.
     pub fn tags_and_decision(&self) -> Option<(&ResourceTags, &Decision)> {
         match self {
@@ -335,9 +363,12 @@ fn order_deletions(items: &mut [Item], pricing: &Pricing) -> Vec<Vec<usize>> {
             let Some(owner) = owner else { continue };
             let owner_goes = gone.contains(&owner);
             let next = match (&items[i].outcome, owner_goes) {
-                (Outcome::Part { protection: None, .. }, true) => {
-                    Some(with_owner(&items[owner], &items[i].resource, pricing))
-                }
+                (
+                    Outcome::Part {
+                        protection: None, ..
+                    },
+                    true,
+                ) => Some(with_owner(&items[owner], &items[i].resource, pricing)),
                 (Outcome::WithOwner(w), false) => Some(Outcome::Part {
                     owner: w.owner.clone(),
                     protection: None,
@@ -378,7 +409,10 @@ fn order_deletions(items: &mut [Item], pricing: &Pricing) -> Vec<Vec<usize>> {
         if wave.is_empty() {
             // A per-instance cycle (inconsistent inventory): hold every remaining deletion.
             for &i in &remaining {
-                hold_back(&mut items[i], "dependency cycle in the inventory".to_string());
+                hold_back(
+                    &mut items[i],
+                    "dependency cycle in the inventory".to_string(),
+                );
             }
             break;
         }
@@ -422,7 +456,11 @@ fn hold_back(item: &mut Item, why: String) {
 
 /// Why deleting `owner` would take a protected part with it, looking through parts of parts (an
 /// Auto Scaling group's instance's root volume).
-fn protected_part(items: &[Item], parts: &HashMap<usize, Vec<usize>>, owner: usize) -> Option<String> {
+fn protected_part(
+    items: &[Item],
+    parts: &HashMap<usize, Vec<usize>>,
+    owner: usize,
+) -> Option<String> {
     let mut stack: Vec<usize> = parts.get(&owner).cloned().unwrap_or_default();
     let mut seen: HashSet<usize> = HashSet::new();
     while let Some(p) = stack.pop() {

@@ -2,8 +2,10 @@ use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 
+use inventory::Scope;
+use testbed::fixtures::valid_tags;
+
 use super::*;
-use crate::inventory::{CostBasis, Scope};
 
 const ACCOUNT: &str = "111111111111";
 
@@ -20,27 +22,18 @@ impl Fixture {
             "arn:aws:ec2:us-east-1:{ACCOUNT}:{}/{name}",
             kind.trim_start_matches("ec2-")
         );
-        Fixture(Resource {
-            id,
+        let mut r = Resource::new(
             kind,
-            name: name.to_string(),
-            scope: Scope::Aws {
+            id,
+            name.to_string(),
+            Scope::Aws {
                 account: ACCOUNT.into(),
                 region: "us-east-1".into(),
             },
-            namespace: None,
-            tags: valid_tags(),
-            labels: BTreeMap::new(),
-            namespace_labels: BTreeMap::new(),
-            created_fallback: None,
-            state: None,
-            wait_for: vec![],
-            cost: CostBasis {
-                instance_type: Some("t3.large".into()),
-                ..CostBasis::default()
-            },
-            tags_unreadable: None,
-        })
+        );
+        r.tags = valid_tags();
+        r.attributes.instance_type = Some("t3.large".into());
+        Fixture(r)
     }
     /// Deadline `hours` from now (negative: in the past).
     fn deadline_in(mut self, hours: i64) -> Self {
@@ -74,30 +67,32 @@ impl Fixture {
         self.0.wait_for.push(id.into());
         self
     }
+    fn part_of(mut self, id: &str) -> Self {
+        self.0.part_of = Some(id.into());
+        self.0.wait_for.push(id.into());
+        self
+    }
+    fn untagged(mut self) -> Self {
+        self.0.tags = BTreeMap::new();
+        self
+    }
     fn build(self) -> Resource {
         self.0
     }
 }
 
-fn valid_tags() -> BTreeMap<String, String> {
-    [
-        ("environment", "dev"),
-        ("owner", "dev@example.com"),
-        ("project", "checkout"),
-        ("cost-center", "cc-42"),
-        ("ttl", "7d"),
-        ("created_at", "2026-11-20T12:00:00Z"),
-        ("auto-teardown", "true"),
-        ("data-class", "internal"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-
 fn run_plan(
     resources: Vec<Resource>,
     protect: &dyn Fn(&Resource) -> Option<Protected>,
+    caps: &Caps,
+) -> Plan {
+    run_plan_with(resources, protect, &|_| None, caps)
+}
+
+fn run_plan_with(
+    resources: Vec<Resource>,
+    protect: &dyn Fn(&Resource) -> Option<Protected>,
+    listing_failure: &dyn Fn(&Resource) -> Option<String>,
     caps: &Caps,
 ) -> Plan {
     let policy = TagPolicy::default();
@@ -114,6 +109,7 @@ fn run_plan(
             caps,
             pricing: &pricing,
             whitelist: protect,
+            listing_failure,
             now: now(),
         },
     )
@@ -394,4 +390,210 @@ fn caps_refuse_the_whole_run() {
     // Under both caps.
     let p = run_plan(many, &nothing_protected, &Caps::default());
     assert_eq!(p.cap_breach, None);
+}
+
+fn waves_of(p: &Plan) -> Vec<Vec<&str>> {
+    p.waves
+        .iter()
+        .map(|w| {
+            w.iter()
+                .map(|&i| p.items[i].resource.name.as_str())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_root_volume_goes_with_its_instance_and_is_no_violation_while_kept() {
+    let expired = Fixture::aws("ec2-instance", "i-1").expired().build();
+    let kept = Fixture::aws("ec2-instance", "i-2").deadline_in(100).build();
+    let p = run_plan(
+        vec![
+            expired.clone(),
+            Fixture::aws("ebs-volume", "vol-root-1")
+                .untagged()
+                .part_of(&expired.id)
+                .build(),
+            kept.clone(),
+            Fixture::aws("ebs-volume", "vol-root-2")
+                .untagged()
+                .part_of(&kept.id)
+                .build(),
+        ],
+        &nothing_protected,
+        &Caps::default(),
+    );
+    assert_eq!(waves_of(&p), [vec!["i-1"], vec!["vol-root-1"]]);
+    assert!(matches!(p.items[1].outcome, Outcome::WithOwner(_)));
+    let goes = p.items[1].finding().expect("reported with its owner");
+    assert_eq!(goes.fields["action"], "delete");
+    assert_eq!(goes.fields["part_of"], expired.id.as_str());
+    // The kept instance's untagged root volume is nobody's tag violation.
+    assert!(matches!(
+        p.items[3].outcome,
+        Outcome::Part {
+            protection: None,
+            ..
+        }
+    ));
+    assert_eq!(p.items[3].finding(), None);
+}
+
+#[test]
+fn a_protected_part_holds_its_owner_through_parts_of_parts() {
+    let group = Fixture::aws("autoscaling-group", "web-asg")
+        .expired()
+        .build();
+    let member = Fixture::aws("ec2-instance", "i-1")
+        .expired()
+        .part_of(&group.id)
+        .build();
+    let wl = |r: &Resource| {
+        (r.name == "vol-keep").then(|| Protected {
+            rule: "aws_resources[0]".into(),
+            reason: "whitelist rule aws_resources[0]".into(),
+        })
+    };
+    let p = run_plan(
+        vec![
+            group,
+            member.clone(),
+            Fixture::aws("ebs-volume", "vol-keep")
+                .untagged()
+                .part_of(&member.id)
+                .build(),
+        ],
+        &wl,
+        &Caps::default(),
+    );
+    assert!(p.waves.is_empty(), "{:?}", waves_of(&p));
+    assert!(matches!(p.items[0].outcome, Outcome::Held(..)));
+    assert!(
+        p.items[0].reason().contains("vol-keep") && p.items[0].reason().contains("protected"),
+        "{}",
+        p.items[0].reason()
+    );
+    let kept = p.items[2]
+        .finding()
+        .expect("the protected part is reported");
+    assert_eq!(kept.kind, finding_type::PROTECTED);
+}
+
+#[test]
+fn a_group_member_is_removed_only_with_its_group() {
+    let group = Fixture::aws("autoscaling-group", "web-asg")
+        .deadline_in(100)
+        .build();
+    // Expired on its own tags, but its group stays: never terminated alone.
+    let member = Fixture::aws("ec2-instance", "i-1")
+        .expired()
+        .part_of(&group.id)
+        .build();
+    let orphan = Fixture::aws("ec2-instance", "i-2")
+        .expired()
+        .part_of("unresolved:autoscaling-group/gone")
+        .build();
+    let p = run_plan(
+        vec![group, member, orphan],
+        &nothing_protected,
+        &Caps::default(),
+    );
+    assert!(p.waves.is_empty(), "{:?}", waves_of(&p));
+    assert!(matches!(p.items[1].outcome, Outcome::Part { .. }));
+    assert!(matches!(p.items[2].outcome, Outcome::Protected(_)));
+    assert!(
+        p.items[2].reason().contains("not found"),
+        "{}",
+        p.items[2].reason()
+    );
+}
+
+#[test]
+fn parts_count_against_the_caps() {
+    let group = Fixture::aws("autoscaling-group", "big-asg")
+        .expired()
+        .build();
+    let mut resources = vec![group.clone()];
+    resources.extend((0..3).map(|i| {
+        Fixture::aws("ec2-instance", &format!("i-{i}"))
+            .expired()
+            .part_of(&group.id)
+            .build()
+    }));
+    let caps = Caps {
+        max_deletions: 3,
+        ..Caps::default()
+    };
+    let p = run_plan(resources, &nothing_protected, &caps);
+    assert!(
+        p.cap_breach
+            .as_deref()
+            .is_some_and(|b| b.contains("4 deletions")),
+        "{:?}",
+        p.cap_breach
+    );
+}
+
+#[test]
+fn a_kind_that_could_not_be_listed_holds_what_may_depend_on_it() {
+    let failed = |r: &Resource| {
+        (r.kind == "security-group")
+            .then(|| "ec2-instance could not be listed in aws:111111111111/us-east-1".to_string())
+    };
+    let p = run_plan_with(
+        vec![
+            Fixture::aws("security-group", "sg-1").expired().build(),
+            Fixture::aws("ec2-instance", "i-1").expired().build(),
+        ],
+        &nothing_protected,
+        &failed,
+        &Caps::default(),
+    );
+    assert_eq!(waves_of(&p), [vec!["i-1"]]);
+    assert!(matches!(p.items[0].outcome, Outcome::Held(..)));
+    assert!(p.items[0].reason().contains("could not be listed"));
+}
+
+#[test]
+fn an_unpriced_resource_is_unknown_not_free() {
+    let mut unpriced = Fixture::aws("ec2-instance", "i-odd").expired().build();
+    unpriced.attributes.instance_type = Some("x9.mega".into());
+    let p = run_plan(vec![unpriced], &nothing_protected, &Caps::default());
+    let f = p.items[0].finding().expect("finding");
+    assert_eq!(f.fields["cost_avoided_usd"], serde_json::Value::Null);
+    assert!(
+        f.fields["cost_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("x9.mega")),
+        "{:?}",
+        f.fields
+    );
+}
+
+#[test]
+fn production_needs_neither_ttl_nor_auto_teardown() {
+    let p = run_plan(
+        vec![
+            Fixture::aws("ec2-instance", "prod-db")
+                .tag("environment", "prod")
+                .without("ttl")
+                .without("auto-teardown")
+                .build(),
+            Fixture::aws("ec2-instance", "dev-untidy")
+                .without("ttl")
+                .without("auto-teardown")
+                .build(),
+        ],
+        &nothing_protected,
+        &Caps::default(),
+    );
+    let prod = p.items[0].finding().expect("reported as protected");
+    assert_eq!(prod.kind, finding_type::PROTECTED, "{prod:?}");
+    assert_eq!(prod.fields["deadline"], serde_json::Value::Null);
+    let dev = p.items[1].finding().expect("reported");
+    assert_eq!(
+        dev.kind,
+        finding_type::TAG_VIOLATION,
+        "non-prod still needs them"
+    );
 }

@@ -17,7 +17,7 @@ use crate::{repo_root, run, text};
 
 const ACCOUNT: &str = "123456789012";
 const NOW: &str = "2026-11-23T12:00:00Z";
-const TOPICS: [&str; 4] = [
+pub const TOPICS: [&str; 4] = [
     "security-job-results",
     "resource-expiring",
     "tag-violation",
@@ -187,7 +187,7 @@ impl Bed {
         out.group_id().expect("id").to_string()
     }
 
-    async fn instance_state(&self, id: &str) -> Option<InstanceStateName> {
+    pub async fn instance_state(&self, id: &str) -> Option<InstanceStateName> {
         let out = self
             .ec2
             .describe_instances()
@@ -551,11 +551,60 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
         .filter(|e| e["phase"] == "outcome" && e["result"] == "deleted")
     {
         *deleted
-            .entry(e["resource"].as_str().unwrap_or_default().to_string())
+            .entry(short(e["resource"].as_str().unwrap_or_default()))
             .or_default() += 1;
     }
-    assert!(
-        deleted.values().all(|n| *n == 1),
-        "no resource has two successful deletions: {deleted:?}"
+    // Exactly one `deleted` per resource that is gone: the killed run's removals are closed
+    // by the second run's reconciliation, never claimed twice, never left unclaimed.
+    let expected: BTreeMap<String, usize> = groups
+        .iter()
+        .chain(&instances)
+        .map(|id| (id.clone(), 1))
+        .collect();
+    assert_eq!(
+        deleted.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "every deleted resource has its `deleted` outcome"
     );
+    assert_eq!(deleted, expected, "no resource has two `deleted` outcomes");
+
+    // Every intent, of either run, ends with a final outcome: its own run's, or a
+    // reconciliation naming it.
+    for intent in audit.iter().filter(|e| e["phase"] == "intent") {
+        let closed = audit.iter().any(|e| {
+            e["phase"] == "outcome"
+                && e["result"] != "pending"
+                && e["resource"] == intent["resource"]
+                && ((e["run_id"] == intent["run_id"]
+                    && e["attempt"] == intent["attempt"]
+                    && e["reconciles"].is_null())
+                    || (e["reconciles"]["run_id"] == intent["run_id"]
+                        && e["reconciles"]["attempt"] == intent["attempt"]))
+        });
+        assert!(closed, "intent without a final outcome: {intent}");
+    }
+    let reconciled: Vec<&Value> = audit
+        .iter()
+        .filter(|e| !e["reconciles"].is_null())
+        .collect();
+    assert!(
+        !reconciled.is_empty(),
+        "the second run reconciled the killed run's open intents"
+    );
+    assert!(
+        reconciled
+            .iter()
+            .all(|e| e["reconciles"]["run_id"] == first_run && e["run_id"] != first_run),
+        "{reconciled:?}"
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("json report");
+    assert_eq!(
+        report["details"]["reconciled"]["found"].as_u64(),
+        Some(reconciled.len() as u64),
+        "{report}"
+    );
+}
+
+fn short(id: &str) -> String {
+    id.rsplit('/').next().unwrap_or(id).to_string()
 }

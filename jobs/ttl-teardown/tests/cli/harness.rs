@@ -127,6 +127,50 @@ async fn the_event_on_kafka_equals_the_printed_one_and_metrics_reach_the_pushgat
         .expect("query")
         .expect("deleted counter");
     assert_eq!(deleted.value, 1.0);
+
+    // Every resource of the plan is counted under exactly one outcome; the one tag violation
+    // (its event above) is "blocked".
+    let mut outcomes = 0.0;
+    for outcome in [
+        "protected",
+        "tag-violation",
+        "ineligible",
+        "nothing",
+        "warn",
+        "delete",
+        "held",
+    ] {
+        let n = pgw
+            .find_metric(&group, "ttl_resources_by_outcome", &[("outcome", outcome)])
+            .await
+            .expect("query")
+            .unwrap_or_else(|| panic!("ttl_resources_by_outcome{{outcome={outcome:?}}}"));
+        assert_eq!(n.metric_type, "GAUGE");
+        if outcome == "tag-violation" {
+            assert_eq!(n.value, 1.0, "{outcome}");
+        }
+        outcomes += n.value;
+    }
+    assert_eq!(outcomes, printed.summary.total_checked as f64);
+
+    // The run succeeded, so its success time went to the success group of the dry run.
+    let success = pgw
+        .find_metric(
+            &[
+                ("job", "ttl-teardown"),
+                ("mode", "dry-run"),
+                ("outcome", "success"),
+            ],
+            "security_job_last_success_timestamp_seconds",
+            &[("job_name", "ttl-teardown")],
+        )
+        .await
+        .expect("query")
+        .expect("last success gauge");
+    assert_eq!(
+        success.value,
+        printed.completed_at.as_millisecond() as f64 / 1000.0
+    );
 }
 
 #[tokio::test]
@@ -157,6 +201,89 @@ async fn a_bad_config_exits_2_naming_file_line_and_field() {
         "no report for a run that never started: {stdout}"
     );
     assert!(!dir.path().join("demo-events.jsonl").exists());
+}
+
+#[tokio::test]
+async fn a_value_out_of_range_is_located_like_a_parse_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    // A value only validation can reject: it parses, but is out of range.
+    let yaml = std::fs::read_to_string(&config).expect("config");
+    assert!(
+        yaml.contains("    max_percent: 50\n"),
+        "the demo's caps moved"
+    );
+    let line = 1 + yaml
+        .lines()
+        .position(|l| l == "    max_percent: 50")
+        .expect("line");
+    std::fs::write(
+        &config,
+        yaml.replace("    max_percent: 50\n", "    max_percent: 250\n"),
+    )
+    .expect("write");
+    let out = run(
+        dir.path(),
+        &["--config", config.to_str().expect("utf-8")],
+        &[],
+    )
+    .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let expected = format!(
+        "{}:{line}:18: job.caps.max_percent: must be in (0, 100], got 250",
+        config.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "stderr lacks {expected:?}: {stderr}"
+    );
+    // The message for people (the JSON log line carries the same reason as a field).
+    let message: String = stderr
+        .lines()
+        .filter(|l| !l.starts_with('{'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        message.matches("max_percent").count(),
+        1,
+        "said once: {message}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_inventory_says_what_was_expected_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "");
+    std::fs::write(dir.path().join("inventory.yaml"), "- not: a mapping\n").expect("write");
+    let out = run(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--now",
+            DEMO_NOW,
+        ],
+        &[],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the run fails: {stdout}\n{stderr}"
+    );
+    let event: serde_json::Value = serde_json::from_str(&stdout).expect("event");
+    let error = event["errors"][0].as_str().expect("an error");
+    assert!(
+        error.contains("expected a mapping with `resources:`"),
+        "says the shape: {error}"
+    );
+    assert_eq!(
+        error.matches("inventory.yaml:1:").count(),
+        1,
+        "said once: {error}"
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 mod demo;
 mod execute;
 mod harness;
+mod kafka_auth;
+mod lock;
 mod notices;
 
 use std::path::{Path, PathBuf};

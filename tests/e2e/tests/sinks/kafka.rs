@@ -113,7 +113,14 @@ async fn durable_publish_against_tansu_then_broker_stopped_fails_within_the_time
     let elapsed = started.elapsed();
     let err = result.expect_err("no broker, no acknowledgement");
     assert!(
-        matches!(err, common::Error::KafkaDelivery { .. }),
+        matches!(
+            err,
+            common::Error::KafkaDelivery { .. }
+                | common::Error::KafkaSink {
+                    fault: common::kafka::SinkFault::Unreachable(_),
+                    ..
+                }
+        ),
         "a delivery error, got {err}"
     );
     assert!(err.to_string().contains("resource-deleted"), "{err}");
@@ -151,4 +158,94 @@ async fn without_brokers_events_go_to_the_fallback_file_and_are_not_durable() {
         serde_json::from_str::<ResultEvent>(lines[0]).expect("event"),
         sent
     );
+}
+
+/// Issue 16, "broker loss is slow to give up": once one event of a run was not acknowledged,
+/// the run's publisher sends nothing more, so N publishes after the broker died cost about one
+/// delivery timeout, not N.
+#[tokio::test]
+async fn after_the_broker_dies_a_run_stops_publishing_within_one_timeout() {
+    let mut broker = Tansu::start().await.expect("tansu");
+    broker
+        .create_topic("resource-deleted", 1)
+        .await
+        .expect("topic");
+    let timeout = Duration::from_secs(2);
+    let run = Publisher::for_run(&config(&broker.bootstrap(), timeout)).expect("publisher");
+    let service = Publisher::from_config(&config(&broker.bootstrap(), timeout)).expect("publisher");
+    let intent = serde_json::json!({"phase": "intent"});
+    for publisher in [&run, &service] {
+        publisher
+            .publish("resource-deleted", "k", &intent)
+            .await
+            .expect("acknowledged while the broker is up");
+    }
+
+    broker.stop();
+    const N: usize = 6;
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for i in 0..N {
+        results.push(
+            run.publish("resource-deleted", &format!("k{i}"), &intent)
+                .await,
+        );
+    }
+    let result_event = run.publish_result(&sample_event("dead-broker")).await;
+    run.flush();
+    let elapsed = started.elapsed();
+
+    // The first publish waits for the broker and fails; every later one fails at once, naming
+    // the first failure.
+    let first = results[0].as_ref().expect_err("no broker");
+    assert!(
+        matches!(
+            first,
+            common::Error::KafkaDelivery { .. } | common::Error::KafkaSink { .. }
+        ),
+        "{first}"
+    );
+    for later in results[1..].iter().chain([&result_event]) {
+        let err = later.as_ref().expect_err("not sent");
+        assert!(
+            matches!(err, common::Error::KafkaFailedEarlier { .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("the audit sink failed earlier in this run"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&first.to_string()),
+            "names the first failure: {text}"
+        );
+    }
+    assert!(run.failed_earlier().is_some());
+    // An upper bound with a wide margin, not a timing target: N + 1 publishes and a flush in
+    // far less than the N + 1 timeouts they took before.
+    assert!(
+        elapsed < timeout * 3,
+        "{} publishes took {elapsed:?} with a {timeout:?} delivery timeout",
+        N + 1
+    );
+
+    // A long-lived service's publisher keeps trying instead: each publish waits again.
+    let err = service
+        .publish("resource-deleted", "k", &intent)
+        .await
+        .expect_err("no broker");
+    assert!(
+        !matches!(err, common::Error::KafkaFailedEarlier { .. }),
+        "{err}"
+    );
+    let err = service
+        .publish("resource-deleted", "k", &intent)
+        .await
+        .expect_err("no broker");
+    assert!(
+        !matches!(err, common::Error::KafkaFailedEarlier { .. }),
+        "a service never stops trying: {err}"
+    );
+    assert!(service.failed_earlier().is_none());
 }

@@ -1,13 +1,16 @@
 //! The shared sinks against real local services: the Kafka publisher (librdkafka's mock cluster
-//! and a real tansu broker), the Pushgateway pusher, and the notifier (aiosmtpd over plain SMTP
+//! and a real tansu broker, also behind stunnel and our SASL gate), the Pushgateway pusher (also
+//! over TLS with basic auth or a bearer token), and the notifier (aiosmtpd over plain SMTP
 //! and STARTTLS, chat and pager webhooks served on loopback), and the AWS and Kubernetes clients
 //! (moto, the project's fake API server), and the run lock on a Lease.
 
 mod clients;
 mod kafka;
+mod kafka_security;
 mod lock;
 mod metrics;
 mod notify;
+mod pushgateway_security;
 
 use common::event::{Finding, ResultEvent, SCHEMA_VERSION, Severity, Status, Summary};
 

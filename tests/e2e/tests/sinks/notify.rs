@@ -9,7 +9,7 @@ use common::config::{
     ChatConfig, Email, HttpUrl, HumanDuration, NotifyConfig, PagerDutyConfig, SmtpConfig, SmtpTls,
 };
 use common::event::Severity;
-use common::notify::{Notification, Notifier};
+use common::notify::{Attachment, Notification, Notifier};
 use secrecy::SecretString;
 use testbed::smtp::SmtpSink;
 
@@ -84,6 +84,65 @@ async fn email_has_both_parts_recipients_and_subject() {
             .contains("Plain text: i-1 and i-2")
     );
     assert!(m.html_body().unwrap_or_default().contains("<b>i-1</b>"));
+}
+
+#[tokio::test]
+async fn attachments_arrive_after_both_body_parts() {
+    let sink = SmtpSink::start().await.expect("smtp sink");
+    let config = NotifyConfig {
+        smtp: Some(smtp(sink.host(), sink.port(), SmtpTls::None, None)),
+        ..NotifyConfig::default()
+    };
+    let notifier = Notifier::from_config(&config, "test").expect("notifier");
+    let pdf = Attachment {
+        filename: "usage-acme-2026-11-23_2026-11-30.pdf".into(),
+        content_type: "application/pdf".into(),
+        data: b"%PDF-1.7\n%test\n".to_vec(),
+    };
+    let csv = Attachment {
+        filename: "usage-acme-2026-11-23_2026-11-30.csv".into(),
+        content_type: "text/csv; charset=utf-8".into(),
+        data: "metric,value\ncalls,\"1,234\"\nname,Ωmega\n"
+            .as_bytes()
+            .to_vec(),
+    };
+    notifier
+        .send_email_with(
+            &[email("ops@acme.example.com")],
+            "Usage report Ωmega",
+            "the text part",
+            Some("<p>the html part</p>"),
+            &[pdf, csv],
+        )
+        .await
+        .expect("accepted by the server");
+    let mails = sink
+        .wait_for(1, Duration::from_secs(10))
+        .await
+        .expect("captured");
+    let m = &mails[0];
+    assert!(
+        m.content_type()
+            .is_some_and(|c| c.starts_with("multipart/mixed")),
+        "{:?}",
+        m.content_type()
+    );
+    assert_eq!(m.subject().as_deref(), Some("Usage report Ωmega"));
+    assert_eq!(
+        m.text_body().as_deref().map(str::trim_end),
+        Some("the text part")
+    );
+    assert_eq!(
+        m.html_body().as_deref().map(str::trim_end),
+        Some("<p>the html part</p>")
+    );
+    assert_eq!(
+        m.attachment_names(),
+        [
+            "usage-acme-2026-11-23_2026-11-30.pdf",
+            "usage-acme-2026-11-23_2026-11-30.csv"
+        ]
+    );
 }
 
 #[tokio::test]

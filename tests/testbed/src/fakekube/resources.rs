@@ -176,6 +176,11 @@ pub(crate) const RESOURCES: &[Resource] = &[
         .short(&["sts"])
         .generation()
         .in_all(),
+    Resource::namespaced("apps", "v1", "DaemonSet", "daemonsets")
+        .status()
+        .short(&["ds"])
+        .generation()
+        .in_all(),
     // batch/v1.
     Resource::namespaced("batch", "v1", "Job", "jobs")
         .status()
@@ -192,6 +197,17 @@ pub(crate) const RESOURCES: &[Resource] = &[
         .generation(),
     // coordination.k8s.io/v1: leader election and run locks.
     Resource::namespaced("coordination.k8s.io", "v1", "Lease", "leases").create_on_update(),
+    // external-secrets.io/v1beta1: a custom resource of the External Secrets Operator (served
+    // as if its CRD were installed; no operator runs, a test plays it).
+    Resource::namespaced(
+        "external-secrets.io",
+        "v1beta1",
+        "ExternalSecret",
+        "externalsecrets",
+    )
+    .status()
+    .short(&["es"])
+    .generation(),
 ];
 
 /// The kind served at `group/version/plural`, if any.

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::resources::{self, RESOURCES, Resource};
+use super::rollout::Rollouts;
 use super::store::{ApiError, ListQuery, PatchType, Preconditions, Store};
 use super::{Fault, RecordedRequest};
 
@@ -29,6 +30,7 @@ pub(crate) struct Shared {
 /// Everything behind the one lock: objects, switches and the request log.
 pub(crate) struct Inner {
     pub store: Store,
+    pub rollouts: Rollouts,
     pub faults: Vec<Fault>,
     pub requests: Vec<RecordedRequest>,
     pub unavailable: bool,
@@ -38,6 +40,7 @@ impl Shared {
     pub fn new(addr: SocketAddr) -> Self {
         let inner = Inner {
             store: Store::new(),
+            rollouts: Rollouts::default(),
             faults: Vec::new(),
             requests: Vec::new(),
             unavailable: false,
@@ -155,12 +158,24 @@ fn respond(
     if matches!(*method, Method::POST | Method::PUT) {
         check_json_content(headers)?;
     }
-    let store = &mut inner.store;
+    let Inner {
+        store, rollouts, ..
+    } = &mut *inner;
     match (target, method.clone()) {
         (Target::Document(doc), Method::GET) => Ok((200, doc)),
         (Target::Collection { res, namespace }, Method::GET) => {
             if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
                 return Err(ApiError::new(405, "fakekube does not serve watches"));
+            }
+            let names: Vec<(String, String)> = store
+                .iter(res, namespace.as_deref())
+                .map(|o| {
+                    let meta = |f: &str| o["metadata"][f].as_str().unwrap_or_default().to_string();
+                    (meta("namespace"), meta("name"))
+                })
+                .collect();
+            for (ns, name) in names {
+                observe_rollout(store, rollouts, res, Some(&ns), &name);
             }
             Ok((
                 200,
@@ -196,10 +211,13 @@ fn respond(
                 ..
             },
             Method::GET,
-        ) => store
-            .get(res, namespace.as_deref(), &name)
-            .map(|obj| (200, obj.clone()))
-            .ok_or_else(|| ApiError::not_found(res, &name)),
+        ) => {
+            observe_rollout(store, rollouts, res, namespace.as_deref(), &name);
+            store
+                .get(res, namespace.as_deref(), &name)
+                .map(|obj| (200, obj.clone()))
+                .ok_or_else(|| ApiError::not_found(res, &name))
+        }
         (
             Target::Object {
                 res,
@@ -209,7 +227,7 @@ fn respond(
             },
             Method::PUT,
         ) => {
-            let existed = store.get(res, namespace.as_deref(), &name).is_some();
+            let before = store.get(res, namespace.as_deref(), &name).cloned();
             let obj = store.replace(
                 res,
                 namespace.as_deref(),
@@ -218,7 +236,10 @@ fn respond(
                 status,
                 dry_run,
             )?;
-            Ok((if existed { 200 } else { 201 }, obj))
+            if !dry_run {
+                rollouts.written(res, before.as_ref(), &obj);
+            }
+            Ok((if before.is_some() { 200 } else { 201 }, obj))
         }
         (
             Target::Object {
@@ -244,7 +265,7 @@ fn respond(
             } else {
                 json_body(body)?
             };
-            let existed = store.get(res, namespace.as_deref(), &name).is_some();
+            let before = store.get(res, namespace.as_deref(), &name).cloned();
             let obj = store.patch(
                 res,
                 namespace.as_deref(),
@@ -254,7 +275,10 @@ fn respond(
                 status,
                 dry_run,
             )?;
-            Ok((if existed { 200 } else { 201 }, obj))
+            if !dry_run {
+                rollouts.written(res, before.as_ref(), &obj);
+            }
+            Ok((if before.is_some() { 200 } else { 201 }, obj))
         }
         (
             Target::Object {
@@ -284,6 +308,30 @@ fn respond(
                 uri.path()
             ),
         )),
+    }
+}
+
+/// One read of a workload whose rollout the test drives: the stand-in controller writes the
+/// status it would report now (through the store, like any status write).
+fn observe_rollout(
+    store: &mut Store,
+    rollouts: &mut Rollouts,
+    res: &'static Resource,
+    namespace: Option<&str>,
+    name: &str,
+) {
+    let Some(obj) = store.get(res, namespace, name) else {
+        return;
+    };
+    if let Some(status) = rollouts.read(res, obj) {
+        let mut updated = obj.clone();
+        updated["status"] = status;
+        if let Some(meta) = updated["metadata"].as_object_mut() {
+            meta.remove("resourceVersion");
+        }
+        if let Err(e) = store.replace(res, namespace, name, updated, true, false) {
+            tracing::error!(error = %e, "fakekube: the rollout stand-in could not write a status");
+        }
     }
 }
 
@@ -545,7 +593,13 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["apps", "batch", "networking.k8s.io", "coordination.k8s.io"]
+            [
+                "apps",
+                "batch",
+                "networking.k8s.io",
+                "coordination.k8s.io",
+                "external-secrets.io"
+            ]
         );
         let mut listed = 0;
         for (group, version) in std::iter::once(("", "v1")).chain(group_versions()) {
