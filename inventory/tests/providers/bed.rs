@@ -365,6 +365,22 @@ impl Bed {
         Ok(())
     }
 
+    /// Registers instance `instance` as a target of `tg` (port 80).
+    pub async fn register_target(&self, tg: &str, instance: &str) -> Result<()> {
+        self.elbv2
+            .register_targets()
+            .target_group_arn(tg)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(instance)
+                    .port(80)
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// A bucket in [`REGION`], tagged `tags` (none when empty).
     pub async fn bucket(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<()> {
         self.s3.create_bucket().bucket(name).send().await?;
@@ -392,6 +408,87 @@ impl Bed {
                     .set_tag_set(Some(set))
                     .build()?,
             )
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Makes `bucket` versioned and gives it two versions of an object, a delete marker and an
+    /// unfinished multipart upload: everything a bucket's removal must take apart.
+    pub async fn fill_versioned(&self, bucket: &str) -> Result<()> {
+        use aws_sdk_s3::primitives::ByteStream;
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        self.s3
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await?;
+        for _ in 0..2 {
+            self.s3
+                .put_object()
+                .bucket(bucket)
+                .key("a.txt")
+                .body(ByteStream::from_static(b"abc"))
+                .send()
+                .await?;
+        }
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key("a.txt")
+            .send()
+            .await?;
+        self.s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key("big.bin")
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Gives `role` a managed policy (`<role>-read`, attached), an inline policy and the
+    /// instance profile `profile`: everything a role's removal must take apart.
+    pub async fn furnish_role(&self, role: &str, profile: &str) -> Result<()> {
+        const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+        let policy = self
+            .iam
+            .create_policy()
+            .policy_name(format!("{role}-read"))
+            .policy_document(POLICY)
+            .send()
+            .await?
+            .policy()
+            .and_then(|p| p.arn())
+            .map(str::to_string)
+            .context("policy ARN")?;
+        self.iam
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(policy)
+            .send()
+            .await?;
+        self.iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name("inline")
+            .policy_document(POLICY)
+            .send()
+            .await?;
+        self.iam
+            .create_instance_profile()
+            .instance_profile_name(profile)
+            .send()
+            .await?;
+        self.iam
+            .add_role_to_instance_profile()
+            .instance_profile_name(profile)
+            .role_name(role)
             .send()
             .await?;
         Ok(())
@@ -513,6 +610,7 @@ impl Bed {
             .await?;
         let tg = self.target_group("front-tg", &eligible("front-tg")).await?;
         self.listener(&lb, &tg).await?;
+        self.register_target(&tg, &web).await?;
         self.bucket("stoa-artifacts", &eligible("stoa-artifacts"))
             .await?;
         let role = self.role("app-role", &eligible("app-role")).await?;

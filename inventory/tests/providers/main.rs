@@ -11,6 +11,7 @@
 //! `set_tags` is `write_tags(r, set, remove)`, and removal asks a caller's guard about the
 //! re-read tags instead of applying the TTL job's rules itself.
 
+mod actions;
 mod autoscaling;
 mod aws;
 mod bed;
