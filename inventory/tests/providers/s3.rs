@@ -134,6 +134,14 @@ async fn a_versioned_bucket_is_emptied_of_everything_then_deleted() -> Result<()
         Some(500.0 / GIB),
         "every version counts, delete markers and uploads do not"
     );
+    // The size is what the bucket costs: stored GB × the configured price ($0.023 by default).
+    let pricing = inventory::Pricing::default();
+    assert_eq!(pricing.s3_gb_month, 0.023);
+    let kind = inventory::kinds::by_name("s3-bucket").context("kind")?;
+    assert_eq!(
+        kind.cost(bucket, &pricing),
+        inventory::Cost::Hourly(500.0 / GIB * 0.023 / inventory::cost::HOURS_PER_MONTH)
+    );
     assert!(bucket.attributes.created.is_some());
     let plain = find(&all, "s3-bucket", "plain");
     assert!(

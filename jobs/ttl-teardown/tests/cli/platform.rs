@@ -180,7 +180,7 @@ async fn execute_takes_the_platform_apart_in_dependency_order_archives_and_spare
     };
     let want: BTreeSet<String> = before
         .iter()
-        .filter(|r| r.tags.get("ttl-notified-stage").is_some() && !protected(r))
+        .filter(|r| r.tags.contains_key("ttl-notified-stage") && !protected(r))
         .map(|r| r.id.clone())
         .chain(["k8s:preview-1".to_string()])
         .collect();
