@@ -8,6 +8,7 @@ mod harness;
 mod kafka_auth;
 mod lock;
 mod notices;
+mod shards;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
