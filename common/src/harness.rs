@@ -376,11 +376,6 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
                 publisher.describe()
             ));
         }
-        // Brokers that refuse our credentials or certificate must refuse the run here, before
-        // anything happens, not at its first audit record.
-        if let Err(e) = publisher.probe().await {
-            return fatal(&format!("--execute refused: audit sink unavailable: {e}"));
-        }
     }
     let pusher = match config.pushgateway.as_ref().map(Pusher::from_config) {
         Some(Err(e)) => return fatal(&e.to_string()),
@@ -391,6 +386,14 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         Ok(j) => j,
         Err(e) => return fatal(&format!("{e:#}")),
     };
+    // Brokers that refuse our credentials or certificate must refuse the run here, before
+    // anything happens, not at its first audit record. After `prepare`: a mistake in the
+    // command line or the job's files is reported as such, not as a broker problem.
+    if J::needs_durable_audit(&config, dry_run)
+        && let Err(e) = publisher.probe().await
+    {
+        return fatal(&format!("--execute refused: audit sink unavailable: {e}"));
+    }
     let notifier = match Notifier::from_config(&config.notify, J::NAME) {
         Ok(n) => n,
         Err(e) => return fatal(&e.to_string()),
