@@ -11,11 +11,12 @@ WORKDIR /src
 ENV LIBZ_SYS_STATIC=1 \
     CARGO_TERM_COLOR=never
 COPY . .
-RUN cargo build --release --locked \
-        -p ttl-teardown -p certificate-checker -p whitelist --bins \
+RUN cargo build --release --locked --workspace --bins \
     && mkdir -p /out \
     && cp target/release/ttl-teardown target/release/ttl-snooze \
-          target/release/certificate-checker target/release/whitelist /out/
+          target/release/certificate-checker target/release/secret-rotation \
+          target/release/usage-reporting target/release/whitelist \
+          target/release/governance-jobs /out/
 
 # distroless/cc: glibc, libgcc, libssl3 (for rdkafka built with its `ssl` feature) and
 # ca-certificates; no shell, no package manager. `nonroot` runs as 65532:65532, the UID the

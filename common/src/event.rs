@@ -192,6 +192,9 @@ pub struct ResultEvent {
     pub dry_run: bool,
     /// The instant the rules were evaluated at (differs from `started_at` with `--now`).
     pub evaluated_at: Timestamp,
+    /// The shard this run was (`{index, count}`), when sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     /// Counts.
     pub summary: Summary,
     /// What was found.
@@ -221,6 +224,9 @@ pub struct Envelope<T> {
     pub dry_run: bool,
     /// When it was emitted (the run's clock).
     pub emitted_at: Timestamp,
+    /// The shard of the run that emitted it, when sharded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     /// The event's own fields, flattened.
     #[serde(flatten)]
     pub data: T,

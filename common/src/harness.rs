@@ -40,6 +40,7 @@ use crate::lock::{Renewal, RunLock};
 use crate::logging::{self, LogFormat};
 use crate::metrics::{Metrics, Pusher};
 use crate::notify::Notifier;
+use crate::shard::Shard;
 
 /// Exit code: the run succeeded (a dry run included).
 pub const EXIT_OK: u8 = 0;
@@ -81,6 +82,23 @@ pub struct CommonArgs {
     /// Log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Auto, value_name = "FORMAT")]
     pub log_format: LogFormat,
+
+    /// Run as shard INDEX of COUNT (e.g. 0/3): this run takes every COUNT-th (account, region)
+    /// pair of the sorted aws: section from INDEX, and shard 0 also the Kubernetes cluster. In an
+    /// Indexed Job the chart sets JOB_COMPLETION_INDEX and GOV_SHARD_COUNT instead. Jobs that do
+    /// not split their work refuse it
+    #[arg(long, value_name = "INDEX/COUNT")]
+    pub shard: Option<String>,
+}
+
+impl CommonArgs {
+    /// The shard of this run: `--shard`, else the Indexed Job's environment; `None` unsharded.
+    pub fn shard(&self) -> Result<Option<Shard>, crate::shard::ShardError> {
+        match &self.shard {
+            Some(s) => Shard::parse(s),
+            None => Shard::from_env(|k| std::env::var(k).ok()),
+        }
+    }
 }
 
 fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
@@ -162,6 +180,8 @@ pub struct RunContext<'a, C> {
     pub notifier: &'a Notifier,
     /// The run lock, when the job asked for one ([`Job::run_lock`]).
     pub lock: Option<&'a Renewal>,
+    /// This run's shard, when sharded (only for jobs with [`Job::SHARDS`]).
+    pub shard: Option<Shard>,
     /// Set by [`RunContext::acted`].
     acted: AtomicBool,
 }
@@ -186,6 +206,7 @@ impl<'a, C> RunContext<'a, C> {
             publisher,
             notifier,
             lock: None,
+            shard: None,
             acted: AtomicBool::new(false),
         }
     }
@@ -228,6 +249,7 @@ impl<'a, C> RunContext<'a, C> {
             dry_run: self.dry_run,
             // When it was emitted, not the evaluation instant (which `--now` may move).
             emitted_at: Timestamp::now(),
+            shard: self.shard,
             data,
         };
         self.publisher.publish(event_type, key, &envelope).await
@@ -240,6 +262,9 @@ pub trait Job: Sized {
     const NAME: &'static str;
     /// One paragraph for `--help`.
     const ABOUT: &'static str;
+    /// Whether the job splits its work by shard (`--shard`, Indexed Jobs; see [`crate::shard`]).
+    /// A job that does not is refused a shard count above 1: every pod would do the whole run.
+    const SHARDS: bool = false;
     /// Options of this job beyond [`CommonArgs`].
     type Args: Args;
     /// The job's `job:` config section.
@@ -325,6 +350,17 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
     let dry_run = !common.execute;
 
     // Everything up to the job body is validation: no side effect happens before it succeeds.
+    let shard = match common.shard() {
+        Ok(Some(_)) if !J::SHARDS => {
+            return fatal(&format!(
+                "{} does not split its work by shard: run it as one pod (no --shard, jobs.{}.sharding.enabled: false)",
+                J::NAME,
+                J::NAME
+            ));
+        }
+        Ok(s) => s,
+        Err(e) => return fatal(&e.to_string()),
+    };
     let config: JobConfig<J::Config> = match load_job_config(&common.config) {
         Ok(c) => c,
         Err(e) => return fatal(&format!("invalid config\n{e}")),
@@ -340,11 +376,6 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
                 publisher.describe()
             ));
         }
-        // Brokers that refuse our credentials or certificate must refuse the run here, before
-        // anything happens, not at its first audit record.
-        if let Err(e) = publisher.probe().await {
-            return fatal(&format!("--execute refused: audit sink unavailable: {e}"));
-        }
     }
     let pusher = match config.pushgateway.as_ref().map(Pusher::from_config) {
         Some(Err(e)) => return fatal(&e.to_string()),
@@ -355,24 +386,42 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         Ok(j) => j,
         Err(e) => return fatal(&format!("{e:#}")),
     };
+    // Brokers that refuse our credentials or certificate must refuse the run here, before
+    // anything happens, not at its first audit record. After `prepare`: a mistake in the
+    // command line or the job's files is reported as such, not as a broker problem.
+    if J::needs_durable_audit(&config, dry_run)
+        && let Err(e) = publisher.probe().await
+    {
+        return fatal(&format!("--execute refused: audit sink unavailable: {e}"));
+    }
     let notifier = match Notifier::from_config(&config.notify, J::NAME) {
         Ok(n) => n,
         Err(e) => return fatal(&e.to_string()),
     };
     let mut metrics = Metrics::new(J::NAME);
+    metrics.set_shard(shard);
     job.register_metrics(&mut metrics);
 
     // One instant for every rule of the run, and for the event's `evaluated_at`.
     let clock = FixedClock(common.now.unwrap_or(started_at));
     let run_id = uuid::Uuid::now_v7().to_string();
-    tracing::info!(job = J::NAME, %run_id, dry_run, evaluated_at = %clock.now(), events = %publisher.describe(), "run started");
+    let shard_text = shard
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(job = J::NAME, %run_id, dry_run, evaluated_at = %clock.now(), events = %publisher.describe(), shard = %shard_text, "run started");
     if config.pushgateway.is_none() {
         tracing::info!("pushgateway not configured: metrics will not be pushed");
     }
 
     let lock = match job.run_lock(&config, dry_run) {
         None => Ok(None),
-        Some(spec) => take_lock(&config, &spec, &run_id).await.map(Some),
+        Some(mut spec) => {
+            // One lock per shard: shards run in parallel, two runs of one shard never do.
+            if let Some(s) = shard {
+                spec.name = format!("{}-shard-{}", spec.name, s.index);
+            }
+            take_lock(&config, &spec, &run_id).await.map(Some)
+        }
     };
     let (report, status, aborted) = match &lock {
         Err(reason) => {
@@ -394,6 +443,7 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
                 &notifier,
             );
             ctx.lock = renewal.as_ref();
+            ctx.shard = shard;
             let result = job.run(&ctx).await;
             settle(result, ctx.has_acted())
         }
@@ -414,6 +464,7 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         status,
         dry_run,
         evaluated_at: clock.now(),
+        shard,
         summary: Summary::from_findings(report.total_checked, &report.findings),
         findings: report.findings,
         alerts_sent: report.alerts_sent,

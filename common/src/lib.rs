@@ -19,6 +19,8 @@ pub mod lock;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod rollup;
+pub mod shard;
 
 mod error;
 

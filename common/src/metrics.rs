@@ -86,6 +86,8 @@ pub struct Metrics {
     last_success_at: Family<JobLabels, Gauge<f64, AtomicU64>>,
     /// Set by [`Metrics::record_run`] for a successful run: then the success group is pushed.
     succeeded: AtomicBool,
+    /// The run's shard: its groups are `…/shard/<i>`.
+    shard: Option<crate::shard::Shard>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -164,6 +166,7 @@ impl Metrics {
             success_registry,
             last_success_at,
             succeeded: AtomicBool::new(false),
+            shard: None,
         }
     }
 
@@ -227,11 +230,20 @@ impl Metrics {
         encode_registry(&self.success_registry)
     }
 
+    /// Pushes to this shard's groups (`…/shard/<i>`) from now on.
+    pub fn set_shard(&mut self, shard: Option<crate::shard::Shard>) {
+        self.shard = shard;
+    }
+
     /// `PUT`s the registry to the Pushgateway group of this job (and `mode=dry-run` for dry
     /// runs); after a successful run, then `PUT`s the success group (`…/outcome/success`). A
     /// failed run leaves the success group as the last success pushed it.
     pub async fn push(&self, pusher: &Pusher, dry_run: bool) -> Result<(), Error> {
         let mut group = format!("{}/metrics/job/{}", pusher.base_url, self.job_name);
+        if let Some(shard) = self.shard {
+            // Shards never overwrite each other's groups.
+            group.push_str(&format!("/shard/{}", shard.index));
+        }
         if dry_run {
             group.push_str("/mode/dry-run");
         }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use common::clients::{aws_sdk_config, aws_targets, kube_client};
 use common::config::{AwsConfig, KubernetesConfig};
+use common::shard::Shard;
 
 use crate::arn::Arn;
 use crate::aws::{AwsScope, caller_account};
@@ -93,6 +94,17 @@ impl Providers {
         aws: Option<&AwsConfig>,
         kubernetes: Option<(&KubernetesConfig, &KubeSource)>,
     ) -> Result<Providers, ConnectError> {
+        Self::connect_shard(aws, kubernetes, None).await
+    }
+
+    /// [`Providers::connect`] for one shard of a run: only the shard's (account, region) pairs
+    /// of the sorted list (`common::shard`), and the cluster only on shard 0. An account's
+    /// global kinds are listed by the shard that owns its home region, so exactly once.
+    pub async fn connect_shard(
+        aws: Option<&AwsConfig>,
+        kubernetes: Option<(&KubernetesConfig, &KubeSource)>,
+        shard: Option<Shard>,
+    ) -> Result<Providers, ConnectError> {
         let mut scopes = Vec::new();
         if let Some(config) = aws {
             let targets = aws_targets(config);
@@ -100,7 +112,16 @@ impl Providers {
                 return Err(ConnectError::NoRegions);
             }
             let mut homes: BTreeMap<String, String> = BTreeMap::new();
-            for target in targets {
+            for (position, target) in targets.into_iter().enumerate() {
+                // Targets come sorted, so the first region seen is the account's home, whoever
+                // owns it.
+                let home = homes
+                    .entry(target.account.clone())
+                    .or_insert_with(|| target.region.clone())
+                    == &target.region;
+                if shard.is_some_and(|s| !s.owns(position)) {
+                    continue;
+                }
                 let sdk = aws_sdk_config(config, &target).await;
                 let account = if target.account == "default" {
                     caller_account(&sdk)
@@ -109,15 +130,11 @@ impl Providers {
                 } else {
                     target.account.clone()
                 };
-                // Targets come sorted, so the first region seen is the account's home.
-                let home = homes
-                    .entry(account.clone())
-                    .or_insert_with(|| target.region.clone())
-                    == &target.region;
                 scopes.push(AwsScope::new(&sdk, &account, &target.region, home));
             }
         }
         let kube = match kubernetes {
+            Some(_) if shard.is_some_and(|s| !s.owns_unsplit()) => None,
             Some((config, source)) => {
                 let client = kube_client(config)
                     .await

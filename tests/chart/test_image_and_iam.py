@@ -74,7 +74,9 @@ def test_the_image_runs_every_binary_as_non_root_without_a_shell():
     assert len(stages) == 2, "multi-stage: build, then a runtime without the toolchain"
     assert stages[1].startswith("gcr.io/distroless/cc-debian12"), "no shell at run time; glibc, libssl3, CA roots"
     assert re.search(r"^USER 65532:65532$", text, re.M)
-    for binary in ["ttl-teardown", "ttl-snooze", "certificate-checker", "whitelist"]:
+    # Every binary of the workspace: the chart's workloads and the operator tools.
+    from test_workspace import workspace_binaries
+    for binary in workspace_binaries():
         assert f"target/release/{binary}" in text, binary
     assert "--locked" in text
     # The chart's pods run as this UID.

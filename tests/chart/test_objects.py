@@ -111,7 +111,9 @@ def test_every_cronjob_fails_at_once_on_exit_2_and_ignores_disruptions(rendered_
         job = spec["jobTemplate"]["spec"]
         assert job["template"]["spec"]["restartPolicy"] == "Never", name
         rules = job["podFailurePolicy"]["rules"]
-        assert {"action": "FailJob", "onExitCodes": {"containerName": "job", "operator": "In", "values": [2]},
+        # Sharded (Indexed): a refused shard fails its index only, the other shards go on.
+        action = "FailIndex" if job.get("completionMode") == "Indexed" else "FailJob"
+        assert {"action": action, "onExitCodes": {"containerName": "job", "operator": "In", "values": [2]},
                 "onPodConditions": []} in rules, name
         assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]} in rules, name
         for field in ("schedule", "timeZone", "suspend", "startingDeadlineSeconds",

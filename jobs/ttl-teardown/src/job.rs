@@ -10,6 +10,7 @@ use common::config::{JobConfig, SourceMap, relative_to};
 use common::event::ResultEvent;
 use common::harness::{CommonArgs, Job, JobError, LockSpec, Report, RunContext};
 use common::metrics::{Labels, Metrics};
+use common::shard::Shard;
 use inventory::{Listing, Providers, Resource, Scope};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -47,6 +48,7 @@ pub struct TtlTeardown {
 
 impl Job for TtlTeardown {
     const NAME: &'static str = "ttl-teardown";
+    const SHARDS: bool = true;
     const ABOUT: &'static str = "Tear down expired non-production AWS and Kubernetes resources.\n\n\
         A resource's deadline is created_at + ttl + granted extensions, from its tags. Owners are \
         warned 48 h and 24 h before; expired resources are deleted in dependency order (IAM \
@@ -89,6 +91,11 @@ impl Job for TtlTeardown {
                 .as_ref()
                 .map(|p| relative_to(&common.config, p))
         });
+        if inventory.is_some() && matches!(common.shard(), Ok(Some(_))) {
+            bail!(
+                "an offline inventory with a shard: it is not split by (account, region); run it unsharded"
+            );
+        }
         let sources = &config.job.sources;
         match (&inventory, common.execute) {
             (Some(path), true) => bail!(
@@ -157,7 +164,11 @@ impl Job for TtlTeardown {
     async fn run(&self, ctx: &RunContext<'_, TtlConfig>) -> Result<Report, JobError> {
         let providers = match &self.inventory {
             Some(_) => None,
-            None => Some(connect(ctx.config).await.map_err(JobError::Failed)?),
+            None => Some(
+                connect_shard(ctx.config, ctx.shard)
+                    .await
+                    .map_err(JobError::Failed)?,
+            ),
         };
         self.run_with(ctx, providers.as_ref()).await
     }
@@ -169,12 +180,20 @@ impl Job for TtlTeardown {
 
 /// The live providers the config's sources name.
 pub async fn connect(config: &JobConfig<TtlConfig>) -> anyhow::Result<Providers> {
+    connect_shard(config, None).await
+}
+
+/// The providers of one shard's slice (see `common::shard`); `None`: everything.
+pub async fn connect_shard(
+    config: &JobConfig<TtlConfig>,
+    shard: Option<Shard>,
+) -> anyhow::Result<Providers> {
     let sources = &config.job.sources;
     let kubernetes = sources
         .kubernetes
         .as_ref()
         .map(|source| (&config.kubernetes, source));
-    Providers::connect(sources.aws.then_some(&config.aws), kubernetes)
+    Providers::connect_shard(sources.aws.then_some(&config.aws), kubernetes, shard)
         .await
         .context("cannot build the resource providers")
 }

@@ -705,6 +705,7 @@ impl AppState {
             run_id: request_id.clone(),
             dry_run: false,
             emitted_at: s.clock.now(),
+            shard: None,
             data: ExtendedEvent {
                 resource_id: c.resource.id.clone(),
                 old_deadline: c.old_deadline,

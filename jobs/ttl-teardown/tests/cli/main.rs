@@ -9,6 +9,7 @@ mod kafka_auth;
 mod lock;
 mod notices;
 mod platform;
+mod shards;
 
 // The AWS seeding of the inventory's provider tests (one client per service, one maker per
 // kind), shared by path rather than rewritten per tier; this tier uses part of it.

@@ -179,7 +179,7 @@ impl World {
             let mut j: u64 = 0;
             for k in 1..=intervals {
                 let t_k = start + k * step;
-                for app in 0..2 {
+                for (app, lcg) in rng.iter_mut().enumerate() {
                     // The restarted application served nothing in the interval of its restart:
                     // every counter of it then reads 0, below its value before, so Prometheus
                     // sees the reset.
@@ -189,13 +189,14 @@ impl World {
                     let n = if app == 0 { 4 + k % 5 } else { 1 + k % 3 };
                     for _ in 0..n {
                         j += 1;
-                        let u = rng[app].next();
+                        let u = lcg.next();
                         let latency = if app == 0 {
                             0.004 + 0.2 * u * u
                         } else {
                             0.2 + 1.5 * u
                         };
-                        let failed = t.has_errors && j % if app == 0 { 7 } else { 11 } == 0;
+                        let failed =
+                            t.has_errors && j.is_multiple_of(if app == 0 { 7 } else { 11 });
                         list.push(Call {
                             t: t_k,
                             app,

@@ -44,6 +44,7 @@ pub fn sample_event(job: &str) -> ResultEvent {
         status: Status::Partial,
         dry_run: true,
         evaluated_at: t("2026-11-23T12:00:00Z"),
+        shard: None,
         summary: Summary::from_findings(7, &findings),
         findings,
         alerts_sent: vec![],

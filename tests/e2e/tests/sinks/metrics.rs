@@ -274,6 +274,7 @@ async fn run_probe(dir: &std::path::Path, execute: bool, fail: bool) -> std::pro
             now: None,
             output: Some(common::harness::OutputFormat::Json),
             log_format: common::logging::LogFormat::Json,
+            shard: None,
         },
         ProbeArgs { fail },
     )
