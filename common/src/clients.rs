@@ -52,6 +52,10 @@ pub fn aws_targets(config: &AwsConfig) -> Vec<AwsTarget> {
     targets
 }
 
+/// The AWS actions [`aws_sdk_config`] itself calls: assuming an account's configured role (the
+/// IAM policy documents of the jobs that take `aws.accounts[].role_arn`).
+pub const IAM_ACTIONS: &[&str] = &["sts:AssumeRole"];
+
 /// The SDK config for one target: default credential chain, the region, the endpoint override,
 /// and the account's role assumed on top when one is configured.
 pub async fn aws_sdk_config(config: &AwsConfig, target: &AwsTarget) -> SdkConfig {

@@ -160,6 +160,12 @@ pub trait AwsKind: Sync {
     /// The id the API takes, from the resource part of an ARN of this shape (`instance/i-1` →
     /// `i-1`); `None` when it is not one of ours.
     fn native_id(&self, resource_part: &str) -> Option<String>;
+    /// The name a listing gives the resource whose native id is `native` ([`Resource::name`]):
+    /// the native id itself, unless the kind's native id is more than its name (a load
+    /// balancer's `loadbalancer/app/<name>/<id>`). Read one resource, it is named as listed.
+    fn name_of(&self, native: &str) -> String {
+        native.to_string()
+    }
     /// Listed once per account (from its home region) rather than once per region.
     fn global(&self) -> bool {
         false

@@ -324,7 +324,7 @@ impl AwsScope {
         if current.never.is_some() || aws.phase(&current.state) == Phase::Gone {
             return Ok(None);
         }
-        let mut resource = self.resource(kind.name(), arn.to_string(), native);
+        let mut resource = self.resource(kind.name(), arn.to_string(), aws.name_of(&native));
         resource.state = Some(current.state);
         match current.tags {
             Ok(tags) => resource.tags = tags,

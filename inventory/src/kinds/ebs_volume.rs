@@ -196,3 +196,49 @@ fn resource(aws: &AwsScope, v: &Volume) -> Option<Resource> {
     }
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::types::{VolumeAttachment, VolumeState};
+
+    use super::*;
+
+    // moto leaves `DeleteOnTermination` out of DescribeVolumes' attachments (its own
+    // DescribeInstances shows it), so the provider tests against moto only see the other case.
+    #[test]
+    fn an_attachment_with_delete_on_termination_makes_the_volume_part_of_its_instance() {
+        let scope = crate::aws::tests::scope();
+        let volume = |delete_on_termination: Option<bool>| {
+            Volume::builder()
+                .volume_id("vol-1")
+                .state(VolumeState::InUse)
+                .size(8)
+                .attachments(
+                    VolumeAttachment::builder()
+                        .instance_id("i-1")
+                        .set_delete_on_termination(delete_on_termination)
+                        .build(),
+                )
+                .build()
+        };
+        let relations = |v: &Volume| {
+            resource(&scope, v)
+                .expect("listed")
+                .refs
+                .into_iter()
+                .map(|r| (r.relation, r.kind, r.key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            relations(&volume(Some(true))),
+            [(Relation::PartOf, "ec2-instance", "i-1".to_string())]
+        );
+        for other in [Some(false), None] {
+            assert_eq!(
+                relations(&volume(other)),
+                [(Relation::WaitsFor, "ec2-instance", "i-1".to_string())],
+                "{other:?}"
+            );
+        }
+    }
+}

@@ -70,6 +70,13 @@ impl AwsKind for EksNodegroup {
         (parts.next().is_none() && !cluster.is_empty() && !name.is_empty())
             .then(|| key(cluster, name))
     }
+    // `<cluster>/<name>` → `<name>`, as DescribeNodegroup names it.
+    fn name_of(&self, native: &str) -> String {
+        native
+            .split_once('/')
+            .map_or(native, |(_, name)| name)
+            .to_string()
+    }
     fn iam_actions(&self) -> &'static [&'static str] {
         &[
             "eks:DeleteNodegroup",
@@ -289,5 +296,6 @@ mod tests {
         );
         assert_eq!(k.native_id("nodegroup/dev/workers"), None);
         assert_eq!(k.native_id("cluster/dev"), None);
+        assert_eq!(k.name_of("dev/workers"), "workers");
     }
 }

@@ -217,10 +217,7 @@ fn resource(aws: &AwsScope, f: &FunctionConfiguration) -> Option<Resource> {
     };
     let mut r = aws.resource(NAME, arn.to_string(), name.to_string());
     r.state = Some(f.state().map_or("Active", |s| s.as_str()).to_string());
-    r.attributes.created = f
-        .last_modified()
-        .and_then(|t| jiff::fmt::strtime::parse("%Y-%m-%dT%H:%M:%S%.f%z", t).ok())
-        .and_then(|t| t.to_timestamp().ok());
+    r.attributes.created = f.last_modified().and_then(last_modified);
     if let Some(role) = f.role().and_then(|arn| arn.rsplit('/').next()) {
         r.refs
             .push(Ref::new(Relation::Blocks, super::iam_role::NAME, role));
@@ -233,4 +230,27 @@ fn resource(aws: &AwsScope, f: &FunctionConfiguration) -> Option<Resource> {
         );
     }
     Some(r)
+}
+
+/// `LastModified` as a timestamp. AWS writes `2019-08-14T22:26:11.234+0000`; the documented
+/// shape (`YYYY-MM-DDThh:mm:ss.sTZD`) also allows RFC 3339's `Z`, which moto writes
+/// (`2026-01-02T03:04:05.306962000Z`).
+fn last_modified(t: &str) -> Option<jiff::Timestamp> {
+    jiff::fmt::strtime::parse("%Y-%m-%dT%H:%M:%S%.f%z", t)
+        .ok()
+        .and_then(|t| t.to_timestamp().ok())
+        .or_else(|| t.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_modified_in_either_offset_spelling() {
+        let want: jiff::Timestamp = "2019-08-14T22:26:11.234Z".parse().expect("timestamp");
+        assert_eq!(last_modified("2019-08-14T22:26:11.234+0000"), Some(want));
+        assert_eq!(last_modified("2019-08-14T22:26:11.234000000Z"), Some(want));
+        assert_eq!(last_modified("yesterday"), None);
+    }
 }

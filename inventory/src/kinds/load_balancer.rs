@@ -65,6 +65,10 @@ impl AwsKind for LoadBalancer {
         let rest = resource_part.strip_prefix(SHAPE.prefix)?;
         (rest.split('/').count() == 3 && !rest.contains("//")).then(|| resource_part.to_string())
     }
+    // `loadbalancer/<type>/<name>/<id>` → `<name>`, as DescribeLoadBalancers names it.
+    fn name_of(&self, native: &str) -> String {
+        native.split('/').nth(2).unwrap_or(native).to_string()
+    }
     fn iam_actions(&self) -> &'static [&'static str] {
         &[
             "elasticloadbalancing:AddTags",

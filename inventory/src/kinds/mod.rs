@@ -98,6 +98,33 @@ pub fn iam_actions() -> Vec<&'static str> {
     actions
 }
 
+/// What an AWS action does, by its verb: the split of [`iam_actions`] into the policy
+/// documents' statements (a service that only snoozes needs `Read` and `Tag`, never `Remove`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Lists, describes or reads (`Describe*`, `List*`, `Get*`, `Head*`).
+    Read,
+    /// Writes or removes tags (`CreateTags`, `DeleteTags`, `UntagRole`, `PutBucketTagging`, …).
+    Tag,
+    /// Changes or removes the resource itself (delete, terminate, detach, abort).
+    Remove,
+}
+
+/// The [`Access`] of `action` (`service:Verb…`).
+pub fn access(action: &str) -> Access {
+    let verb = action.split_once(':').map_or(action, |(_, v)| v);
+    if ["Describe", "List", "Get", "Head"]
+        .iter()
+        .any(|p| verb.starts_with(p))
+    {
+        Access::Read
+    } else if verb.contains("Tag") {
+        Access::Tag
+    } else {
+        Access::Remove
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +269,18 @@ mod tests {
             |(s, n)| !s.is_empty() && n.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         )));
         assert!(actions.contains(&"ec2:TerminateInstances"));
+        let of = |a: Access| {
+            actions
+                .iter()
+                .filter(|x| access(x) == a)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        assert!(of(Access::Read).contains(&"s3:GetBucketTagging"));
+        assert!(of(Access::Tag).contains(&"ec2:DeleteTags"));
+        assert!(of(Access::Tag).contains(&"s3:PutBucketTagging"));
+        assert!(of(Access::Remove).contains(&"iam:RemoveRoleFromInstanceProfile"));
+        assert!(!of(Access::Remove).iter().any(|a| a.contains("Tag")));
         assert!(actions.contains(&"s3:DeleteObjectVersion"));
     }
 }

@@ -54,6 +54,10 @@ impl AwsKind for TargetGroup {
         (rest.split('/').count() == 2 && !rest.starts_with('/') && !rest.ends_with('/'))
             .then(|| resource_part.to_string())
     }
+    // `targetgroup/<name>/<id>` → `<name>`, as DescribeTargetGroups names it.
+    fn name_of(&self, native: &str) -> String {
+        native.split('/').nth(1).unwrap_or(native).to_string()
+    }
     fn iam_actions(&self) -> &'static [&'static str] {
         &[
             "elasticloadbalancing:AddTags",

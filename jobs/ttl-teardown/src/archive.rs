@@ -15,6 +15,9 @@ use serde_json::Value;
 
 use crate::config::ArchiveConfig;
 
+/// The AWS action writing the archive calls (the policy's audit statement).
+pub const IAM_ACTIONS: &[&str] = &["s3:PutObject"];
+
 /// Why the archive could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -98,9 +101,24 @@ pub async fn write(
     put.send().await.map_err(|e| ArchiveError::Put {
         bucket: archive.bucket.clone(),
         key: key.clone(),
-        message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        message: sdk_message(&e),
     })?;
     Ok(format!("s3://{}/{key}", archive.bucket))
+}
+
+/// What S3 said, once: `Code: message` for an answer (the SDK's full context of a service
+/// error repeats it and carries the raw response, headers and body, into the event), else the
+/// SDK's description of why there was no answer.
+fn sdk_message<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error().map(|s| (s.code(), s.message())) {
+        Some((Some(code), Some(message))) => format!("{code}: {message}"),
+        Some((Some(code), None)) => code.to_string(),
+        _ => aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+    }
 }
 
 #[cfg(test)]

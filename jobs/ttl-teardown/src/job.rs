@@ -407,11 +407,14 @@ impl TtlTeardown {
         let Some(archive) = &ctx.config.job.audit_archive else {
             return;
         };
+        // Dated when the run really happened (the system clock, as the lock's), never the
+        // `--now` instant a what-if run evaluates its rules at: the archive is a record of
+        // deletions, found by the day they were made.
         match crate::archive::write(
             archive,
             &ctx.config.aws,
             &ctx.run_id,
-            ctx.clock.now(),
+            common::clock::Clock::now(&common::clock::SystemClock),
             &executed.audit,
         )
         .await

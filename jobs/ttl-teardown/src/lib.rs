@@ -13,6 +13,7 @@ pub mod archive;
 pub mod config;
 pub mod execute;
 pub mod guard;
+pub mod iam;
 pub mod job;
 pub mod notices;
 pub mod plan;

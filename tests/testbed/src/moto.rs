@@ -6,8 +6,15 @@
 //! moto picks the faked service from the credential scope of the `Authorization` header
 //! (`…/us-east-1/ec2/aws4_request`); it does not check signatures. A request without that header
 //! is answered by the S3 fake, which is why [`Moto::query`] sends a dummy one.
+//!
+//! Where moto's *effect* differs from AWS's (it ignores a parameter, or does at once what AWS does
+//! in minutes), a test can still assert the *call*: [`Moto::start_recording`] turns on moto's own
+//! request recorder and [`Moto::recorded`] returns what the server received since.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use base64::Engine as _;
 
 use crate::process::{Error, ManagedProcess, Result, free_port, locate, venv_dir};
 
@@ -29,6 +36,44 @@ pub struct Moto {
     process: ManagedProcess,
     endpoint: String,
     http: reqwest::Client,
+    /// Where this server's recorder writes (`MOTO_RECORDER_FILEPATH`): one file per server, so
+    /// servers running side by side do not share moto's default `./moto_recording`.
+    recording: tempfile::TempPath,
+}
+
+/// One request moto received while recording (see [`Moto::start_recording`]).
+#[derive(Debug, Clone)]
+pub struct MotoRequest {
+    /// HTTP method.
+    pub method: String,
+    /// The URL as sent (path and query, percent-encoded).
+    pub url: String,
+    /// Headers, as moto saw them.
+    pub headers: BTreeMap<String, String>,
+    /// The body (empty for a streamed body without `Content-Length`).
+    pub body: Vec<u8>,
+}
+
+impl MotoRequest {
+    /// A header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The signing name in the `Authorization` credential scope (`ec2`, `s3`, `eks`, …): the
+    /// service the request was for.
+    pub fn service(&self) -> Option<&str> {
+        let scope = self.header("authorization")?.split("Credential=").nth(1)?;
+        scope.split(['/', ',']).nth(3)
+    }
+
+    /// The body as text (lossy).
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
 }
 
 impl Moto {
@@ -41,11 +86,22 @@ impl Moto {
             venv_dir().join("bin/moto_server"),
         )?;
         let port = free_port()?.to_string();
+        let recording = tempfile::Builder::new()
+            .prefix("testbed-moto-recording-")
+            .suffix(".jsonl")
+            .tempfile()
+            .map_err(|source| Error::Io {
+                service: "moto".into(),
+                action: "create the recording file".into(),
+                source,
+            })?
+            .into_temp_path();
+        let recording_path = recording.to_string_lossy().into_owned();
         let process = ManagedProcess::spawn(
             "moto",
             &program,
             ["-H", "127.0.0.1", "-p", port.as_str()],
-            &[],
+            &[("MOTO_RECORDER_FILEPATH", recording_path.as_str())],
         )?;
         let endpoint = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::builder()
@@ -73,6 +129,7 @@ impl Moto {
             process,
             endpoint,
             http,
+            recording,
         })
     }
 
@@ -96,19 +153,84 @@ impl Moto {
 
     /// Clears every faked resource (`POST /moto-api/reset`), for reusing one server across cases.
     pub async fn reset(&self) -> Result<()> {
-        let action = "POST /moto-api/reset";
+        self.moto_api("reset").await
+    }
+
+    /// Empties the recording and records every request from now on (moto's
+    /// `/moto-api/recorder`), until [`stop_recording`](Self::stop_recording).
+    pub async fn start_recording(&self) -> Result<()> {
+        self.moto_api("recorder/reset-recording").await?;
+        self.moto_api("recorder/start-recording").await
+    }
+
+    /// Stops recording; what was recorded stays readable with [`recorded`](Self::recorded).
+    pub async fn stop_recording(&self) -> Result<()> {
+        self.moto_api("recorder/stop-recording").await
+    }
+
+    /// Every request recorded since [`start_recording`](Self::start_recording), in arrival order.
+    pub fn recorded(&self) -> Result<Vec<MotoRequest>> {
+        let action = "read the recording";
+        let unexpected = |detail: String| Error::Unexpected {
+            service: "moto".into(),
+            action: action.into(),
+            detail,
+        };
+        let text = std::fs::read_to_string(&self.recording).map_err(|source| Error::Io {
+            service: "moto".into(),
+            action: action.into(),
+            source,
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            method: String,
+            url: String,
+            headers: BTreeMap<String, String>,
+            #[serde(default)]
+            body: Option<String>,
+            #[serde(default)]
+            body_encoded: bool,
+        }
+        let mut out = Vec::new();
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let e: Entry = serde_json::from_str(line)
+                .map_err(|e| unexpected(format!("line {}: {e}", n + 1)))?;
+            let body = match (e.body, e.body_encoded) {
+                (None, _) => Vec::new(),
+                (Some(b), false) => b.into_bytes(),
+                (Some(b), true) => base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|e| unexpected(format!("line {}: body: {e}", n + 1)))?,
+            };
+            out.push(MotoRequest {
+                method: e.method,
+                url: e.url,
+                headers: e.headers,
+                body,
+            });
+        }
+        Ok(out)
+    }
+
+    /// POSTs to `/moto-api/<path>` and expects a 2xx.
+    async fn moto_api(&self, path: &str) -> Result<()> {
+        let action = format!("POST /moto-api/{path}");
         let response = self
             .http
-            .post(format!("{}/moto-api/reset", self.endpoint))
+            .post(format!("{}/moto-api/{path}", self.endpoint))
             .send()
             .await
-            .map_err(|source| self.http_error(action, source))?;
+            .map_err(|source| self.http_error(&action, source))?;
         if response.status().is_success() {
             Ok(())
         } else {
             Err(Error::Unexpected {
                 service: "moto".into(),
-                action: action.into(),
+                action,
                 detail: format!("status {}", response.status()),
             })
         }

@@ -60,6 +60,33 @@ async fn moto_answers_ec2_queries_and_resets() -> Result<()> {
         "not described: {found}"
     );
 
+    // The recorder: what moto received, for asserting calls whose effect moto does not model.
+    moto.start_recording().await?;
+    moto.query(
+        "ec2",
+        &[
+            ("Action", "DeleteSecurityGroup"),
+            ("Version", "2016-11-15"),
+            ("GroupName", "testbed-sg"),
+        ],
+    )
+    .await?;
+    moto.stop_recording().await?;
+    moto.query("ec2", &describe).await?;
+    let recorded = moto.recorded()?;
+    ensure!(recorded.len() == 1, "one request recorded: {recorded:?}");
+    ensure!(
+        recorded[0].method == "POST" && recorded[0].service() == Some("ec2"),
+        "{recorded:?}"
+    );
+    ensure!(
+        recorded[0]
+            .body_text()
+            .contains("Action=DeleteSecurityGroup&Version=2016-11-15&GroupName=testbed-sg"),
+        "{:?}",
+        recorded[0].body_text()
+    );
+
     moto.reset().await?;
     let after_reset = moto.query("ec2", &describe).await?;
     ensure!(

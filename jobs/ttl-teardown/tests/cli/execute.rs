@@ -4,16 +4,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
-use aws_credential_types::Credentials;
 use aws_sdk_ec2::types::{InstanceStateName, ResourceType, Tag, TagSpecification};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use testbed::fakekube::FakeKube;
 use testbed::kafka::{Tansu, consume_all};
-use testbed::moto::Moto;
 
-use crate::{repo_root, run, text};
+use crate::{repo_root, run, seed, text};
 
 const ACCOUNT: &str = "123456789012";
 const NOW: &str = "2026-11-23T12:00:00Z";
@@ -52,7 +49,8 @@ pub fn tags(hours: i64, warned: bool) -> BTreeMap<String, String> {
 }
 
 pub struct Bed {
-    pub moto: Moto,
+    /// moto with a client of every service the kinds use (the provider tests' seeding).
+    pub aws: seed::Bed,
     pub broker: Tansu,
     pub kube: FakeKube,
     pub dir: tempfile::TempDir,
@@ -61,23 +59,17 @@ pub struct Bed {
 
 impl Bed {
     pub async fn start() -> Bed {
-        let moto = Moto::start().await.expect("moto");
+        let aws = seed::Bed::start().await.expect("moto");
         let broker = Tansu::start().await.expect("tansu");
         for t in TOPICS {
             broker.create_topic(t, 1).await.expect("topic");
         }
         let kube = FakeKube::start().await.expect("fake kube");
         kube.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "governance-jobs"}})).expect("ns");
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(moto.endpoint())
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "static"))
-            .load()
-            .await;
         let dir = tempfile::tempdir().expect("tempdir");
         Bed {
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            moto,
+            ec2: aws.ec2.clone(),
+            aws,
             broker,
             kube,
             dir,
@@ -102,7 +94,7 @@ impl Bed {
             .expect("kubeconfig");
         let text = format!(
             "aws:\n  regions: [us-east-1]\n  endpoint_url: {endpoint}\n  accounts: [{{id: \"{ACCOUNT}\"}}]\nkubernetes:\n  kubeconfig: {kubeconfig}\n  cluster_name: test\nkafka:\n  delivery_timeout: 5s\njob:\n  whitelist: whitelist.yaml\n  allowed_accounts: [\"{ACCOUNT}\"]\n  sources:\n    aws: true\n    kubernetes: {{}}\n  waiting:\n    timeout: 20s\n    interval: 200ms\n{caps}",
-            endpoint = self.moto.endpoint(),
+            endpoint = self.aws.moto.endpoint(),
             kubeconfig = kubeconfig.display(),
         );
         let text = format!("{shared}{text}");
@@ -117,7 +109,7 @@ impl Bed {
     }
 
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let mut env: Vec<(&'static str, String)> = self.moto.env();
+        let mut env: Vec<(&'static str, String)> = self.aws.moto.env();
         env.push(("GOV_KAFKA_BROKERS", self.broker.bootstrap()));
         env
     }

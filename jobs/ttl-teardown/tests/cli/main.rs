@@ -8,7 +8,14 @@ mod harness;
 mod kafka_auth;
 mod lock;
 mod notices;
+mod platform;
 mod shards;
+
+// The AWS seeding of the inventory's provider tests (one client per service, one maker per
+// kind), shared by path rather than rewritten per tier; this tier uses part of it.
+#[path = "../../../../inventory/tests/providers/bed.rs"]
+#[allow(dead_code)]
+mod seed;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -28,7 +28,7 @@ fn role(account: &str) -> String {
 async fn ec2(bed: &Bed, account: &str, region: &str) -> aws_sdk_ec2::Client {
     let config = AwsConfig {
         regions: vec![region.into()],
-        endpoint_url: Some(HttpUrl::parse(&bed.moto.endpoint()).expect("url")),
+        endpoint_url: Some(HttpUrl::parse(&bed.aws.moto.endpoint()).expect("url")),
         accounts: vec![],
     };
     let target = AwsTarget {
@@ -98,7 +98,7 @@ fn config(bed: &Bed, pgw: &Pushgateway) -> std::path::PathBuf {
     let shared = format!(
         "aws:\n  regions: [{}]\n  endpoint_url: {}\n  accounts: [{}]\npushgateway:\n  url: {}\n",
         REGIONS.join(", "),
-        bed.moto.endpoint(),
+        bed.aws.moto.endpoint(),
         accounts.join(", "),
         pgw.url()
     );
