@@ -21,7 +21,10 @@ use testbed::kafka::{Tansu, consume_all};
 use testbed::moto::Moto;
 use ttl_snooze::{AppState, Backends, Limits, serve_until};
 use ttl_teardown::config::TtlConfig;
-use ttl_teardown::snooze::token::{Claims, Keyring, extend_link};
+use ttl_teardown::snooze::token::{Claims, Keyring, LinkAction, extend_link};
+
+#[path = "browser/mod.rs"]
+mod browser;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -94,7 +97,7 @@ fn deadline_of(ttl_days: i64, age_days: i64, extended: u32) -> Timestamp {
 fn claims(resource: &str, d: u32, deadline: Timestamp, count: u8) -> Claims {
     Claims {
         resource: resource.to_string(),
-        days: d,
+        action: LinkAction::Extend(d),
         deadline,
         extension_count: count,
         owner: OWNER.to_string(),
