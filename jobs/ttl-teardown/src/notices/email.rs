@@ -344,9 +344,15 @@ fn card_html(c: &Card, now: Timestamp) -> String {
         "<div style=\"font-size:14px;color:{MUTED};background-color:{CARD};margin:2px 0 10px;overflow-wrap:anywhere;word-break:break-word\">{kind}</div>"
     ));
     h.push_str(&format!(
-        "<div style=\"font-size:15px;font-weight:bold;color:{badge_fg};background-color:{badge_bg};padding:8px 10px;border-radius:6px;margin:0 0 10px\">{}</div>",
-        escape_html(&deletion_text(c, now))
+        "<div style=\"font-size:15px;font-weight:bold;color:{badge_fg};background-color:{badge_bg};padding:8px 10px;border-radius:6px;margin:0 0 10px\">Deleted {}</div>",
+        escape_html(&deletion_time(c, now))
     ));
+    if let Some(note) = late_note(c, now) {
+        h.push_str(&format!(
+            "<div style=\"font-size:14px;color:{MUTED};background-color:{CARD};margin:0 0 10px\">{}</div>",
+            escape_html(&note)
+        ));
+    }
     h.push_str("<table role=\"presentation\" width=\"100%\" cellpadding=\"0\" cellspacing=\"0\" border=\"0\" style=\"width:100%;font-size:14px;line-height:1.4\">");
     let row = |label: &str, value: String| {
         format!(
@@ -386,20 +392,34 @@ fn card_html(c: &Card, now: Timestamp) -> String {
     h
 }
 
-/// `Deleted Thu 3 Dec 2026, 01:11 UTC (in 20 h)`, with the late-warning explanation.
-fn deletion_text(c: &Card, now: Timestamp) -> String {
-    let mut s = format!(
-        "Deleted {} ({})",
+/// `Thu 3 Dec 2026, 01:11 UTC (in 20 h)`.
+fn deletion_time(c: &Card, now: Timestamp) -> String {
+    format!(
+        "{} ({})",
         human_time(c.delete_at),
         relative(now, c.delete_at)
-    );
-    if c.delete_at > c.deadline {
-        s.push_str(&format!(
-            ", not before: its deadline was {}, and you get this notice first",
+    )
+}
+
+/// For a warning sent late (less than the notice period before the deadline, or after it):
+/// why deletion comes after the deadline.
+fn late_note(c: &Card, now: Timestamp) -> Option<String> {
+    (c.delete_at > c.deadline).then(|| {
+        format!(
+            "Its deadline {} {}; it is kept until the time above so that you have time to act \
+             on this notice.",
+            if c.deadline <= now { "was" } else { "is" },
             human_time(c.deadline)
-        ));
+        )
+    })
+}
+
+/// The text part's deletion field.
+fn deletion_text(c: &Card, now: Timestamp) -> String {
+    match late_note(c, now) {
+        Some(note) => format!("{}. {note}", deletion_time(c, now)),
+        None => deletion_time(c, now),
     }
-    s
 }
 
 fn cost_text(c: &Card) -> String {
@@ -721,7 +741,7 @@ mod tests {
         }])
         .render();
         assert!(late.text.contains("(in 24 h)"), "{}", late.text);
-        assert!(late.text.contains("not before"), "{}", late.text);
+        assert!(late.text.contains("Its deadline is"), "{}", late.text);
     }
 
     #[test]
