@@ -369,13 +369,11 @@ pub async fn run<J: Job>(common: CommonArgs, job_args: J::Args) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fatal(&e.to_string()),
     };
-    if J::needs_durable_audit(&config, dry_run) {
-        if !publisher.is_durable() {
-            return fatal(&format!(
-                "--execute needs a durable audit sink, but events go to {}: configure kafka.brokers (or GOV_KAFKA_BROKERS)",
-                publisher.describe()
-            ));
-        }
+    if J::needs_durable_audit(&config, dry_run) && !publisher.is_durable() {
+        return fatal(&format!(
+            "--execute needs a durable audit sink, but events go to {}: configure kafka.brokers (or GOV_KAFKA_BROKERS)",
+            publisher.describe()
+        ));
     }
     let pusher = match config.pushgateway.as_ref().map(Pusher::from_config) {
         Some(Err(e)) => return fatal(&e.to_string()),

@@ -96,6 +96,9 @@ pub struct Current {
     /// Set when this resource must never be removed whatever its tags (a `default` security
     /// group, an automated snapshot, an instance that belongs to an Auto Scaling group).
     pub never: Option<String>,
+    /// Pricing inputs the describe call read (instance type, DB class, size), when the kind
+    /// reads them: a resource fetched by id (the snooze pages) can show its cost too.
+    pub attributes: Option<crate::Attributes>,
 }
 
 /// The caller's last word before a removal: the job's rules applied to the resource as it is

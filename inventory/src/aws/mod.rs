@@ -326,6 +326,9 @@ impl AwsScope {
         }
         let mut resource = self.resource(kind.name(), arn.to_string(), aws.name_of(&native));
         resource.state = Some(current.state);
+        if let Some(attributes) = current.attributes {
+            resource.attributes = attributes;
+        }
         match current.tags {
             Ok(tags) => resource.tags = tags,
             // As in a listing: present, but ineligible for anything while unreadable.

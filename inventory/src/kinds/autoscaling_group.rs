@@ -120,6 +120,7 @@ impl AwsKind for AutoscalingGroup {
                 .iter()
                 .find(|g| g.auto_scaling_group_name() == Some(native));
             Ok(group.map(|g| Current {
+                attributes: None,
                 state: state_of(g).to_string(),
                 tags: Ok(tags(g)),
                 never: g

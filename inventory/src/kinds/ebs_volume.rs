@@ -120,6 +120,7 @@ impl AwsKind for EbsVolume {
             };
             let volume = out.volumes().iter().find(|v| v.volume_id() == Some(native));
             Ok(volume.map(|v| Current {
+                attributes: None,
                 state: v.state().map_or("unknown", |s| s.as_str()).to_string(),
                 tags: Ok(ec2_tags(v.tags())),
                 never: None,

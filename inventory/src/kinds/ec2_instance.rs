@@ -157,6 +157,10 @@ impl AwsKind for Ec2Instance {
                     )
                 });
                 Current {
+                    attributes: Some(crate::Attributes {
+                        instance_type: i.instance_type().map(|t| t.as_str().to_string()),
+                        ..crate::Attributes::default()
+                    }),
                     state: state_of(i).to_string(),
                     tags: Ok(tags),
                     never,

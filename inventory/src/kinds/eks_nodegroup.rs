@@ -154,6 +154,7 @@ impl AwsKind for EksNodegroup {
             Ok(describe_one(aws, cluster, name, arn)
                 .await?
                 .map(|g| Current {
+                    attributes: None,
                     state: status(&g).to_string(),
                     tags: Ok(tags(&g)),
                     never: None,

@@ -143,6 +143,7 @@ impl AwsKind for IamRole {
                 return Ok(None);
             };
             Ok(out.role().map(|role| Current {
+                attributes: None,
                 state: "available".to_string(),
                 tags: Ok(tag_map(
                     role.tags().iter().map(|t| (Some(t.key()), Some(t.value()))),

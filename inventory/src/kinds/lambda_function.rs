@@ -138,6 +138,7 @@ impl AwsKind for LambdaFunction {
                 None => Ok(tag_map(out.tags())),
             };
             Ok(Some(Current {
+                attributes: None,
                 state: out
                     .configuration()
                     .and_then(|c| c.state())

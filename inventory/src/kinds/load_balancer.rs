@@ -144,6 +144,7 @@ impl AwsKind for LoadBalancer {
                 .map(|mut t| t.remove(arn).unwrap_or_default())
                 .map_err(|e| e.message);
             Ok(Some(Current {
+                attributes: None,
                 state: state_of(lb).to_string(),
                 tags,
                 never: None,

@@ -126,6 +126,11 @@ impl AwsKind for RdsInstance {
                 .iter()
                 .find(|d| d.db_instance_arn() == Some(arn));
             Ok(db.map(|d| Current {
+                attributes: Some(crate::Attributes {
+                    db_class: d.db_instance_class().map(str::to_string),
+                    multi_az: d.multi_az().unwrap_or(false),
+                    ..crate::Attributes::default()
+                }),
                 state: d.db_instance_status().unwrap_or("unknown").to_string(),
                 tags: Ok(rds_tags(d.tag_list())),
                 never: None,

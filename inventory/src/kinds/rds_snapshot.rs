@@ -150,6 +150,7 @@ impl AwsKind for RdsSnapshot {
                 return Ok(None);
             };
             Ok(Some(Current {
+                attributes: None,
                 state: s.status().unwrap_or("unknown").to_string(),
                 tags: tags(aws, s, arn).await,
                 never: (s.snapshot_type() != Some("manual")).then(|| {

@@ -192,6 +192,7 @@ impl AwsKind for S3Bucket {
                 Err(e) => Some(format!("object lock state unreadable ({})", e.message)),
             };
             Ok(Some(Current {
+                attributes: None,
                 state: "available".to_string(),
                 tags,
                 never,

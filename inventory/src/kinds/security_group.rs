@@ -131,6 +131,7 @@ impl AwsKind for SecurityGroup {
                 .iter()
                 .find(|g| g.group_id() == Some(native));
             Ok(group.map(|g| Current {
+                attributes: None,
                 state: AVAILABLE.to_string(),
                 tags: Ok(ec2_tags(g.tags())),
                 never: (g.group_name() == Some("default"))

@@ -133,6 +133,7 @@ impl AwsKind for TargetGroup {
                 .map(|mut t| t.remove(arn).unwrap_or_default())
                 .map_err(|e| e.message);
             Ok(Some(Current {
+                attributes: None,
                 state: "available".to_string(),
                 tags,
                 never: None,

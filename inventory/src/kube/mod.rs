@@ -418,6 +418,7 @@ impl KubeScope {
             return Ok(Removal::Done);
         };
         let now = Current {
+            attributes: None,
             state: state_name(&current),
             tags: Ok(prefixed(&current.metadata, &self.prefix)),
             never: None,

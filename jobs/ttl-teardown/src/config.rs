@@ -83,6 +83,46 @@ pub struct SnoozeConfig {
     /// any other request by its TCP peer, whatever headers it sends. Default: none.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who the warning emails and pages say they come from (default `the platform team`).
+    #[serde(default = "default_sender")]
+    pub sender: String,
+    /// Whom owners ask about a notice, as shown in emails and pages: an address, a chat
+    /// channel, a URL (default: `fallback_email`, else the sender).
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// Names to greet owners by, by owner email (`alice@example.com: Alice`); owners not listed
+    /// are greeted without a name.
+    #[serde(default)]
+    pub owner_names: std::collections::BTreeMap<String, String>,
+    /// What deletion means, in one or two sentences for owners (default: permanent, the data
+    /// goes with it, no snapshot or backup is taken).
+    #[serde(default)]
+    pub deletion_note: Option<String>,
+}
+
+/// The default of [`SnoozeConfig::deletion_note`]: what the executor does (RDS instances are
+/// deleted with `SkipFinalSnapshot`, volumes with their instance).
+pub const DEFAULT_DELETION_NOTE: &str = "Deletion is permanent: the resource and the data on it are removed, and no snapshot or backup is taken (databases are deleted without a final snapshot, root volumes go with their instance).";
+
+impl SnoozeConfig {
+    /// Whom to contact: `contact`, else `fallback_email`, else the sender.
+    pub fn contact(&self) -> String {
+        self.contact
+            .clone()
+            .or_else(|| self.fallback_email.as_ref().map(ToString::to_string))
+            .unwrap_or_else(|| self.sender.clone())
+    }
+
+    /// What deletion means: `deletion_note`, else [`DEFAULT_DELETION_NOTE`].
+    pub fn deletion_note(&self) -> &str {
+        self.deletion_note
+            .as_deref()
+            .unwrap_or(DEFAULT_DELETION_NOTE)
+    }
+}
+
+fn default_sender() -> String {
+    "the platform team".to_string()
 }
 
 fn default_rate_per_minute() -> u32 {

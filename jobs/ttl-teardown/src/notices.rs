@@ -1,10 +1,14 @@
 //! Owner notices: one email per owner per run, listing every resource of theirs that reaches a
-//! warning stage, each with signed **Snooze +7 days** / **Snooze +14 days** links.
+//! warning stage as a card with signed **Snooze +7 days**, **Snooze +14 days** and **Delete
+//! now** links ([`email`] renders it).
 //!
 //! Sent only by `--execute` runs. A resource's warning stage is recorded on it only after the
 //! SMTP server accepted the owner's email, so an SMTP failure is retried by the next run.
-//! Resources with tag violations (no valid owner to write to) go, in one digest, to the
-//! configured fallback address.
+//! Resources with tag violations (no valid owner to write to) go, in one digest ([`digest`]),
+//! to the configured fallback address.
+
+pub mod digest;
+pub mod email;
 
 use std::collections::BTreeMap;
 
@@ -14,11 +18,11 @@ use common::harness::RunContext;
 use jiff::SignedDuration;
 
 use crate::config::{SnoozeConfig, TtlConfig};
-use crate::plan::{Item, Outcome, Plan};
+use crate::plan::{Outcome, Plan};
 use crate::policy::{Action, Decision};
-use crate::snooze::escape_html;
-use crate::snooze::token::{Claims, Keyring, extend_link};
-use crate::tags::ResourceTags;
+use crate::snooze::token::{Claims, Keyring, LinkAction, link};
+use crate::tags::{ResourceTags, TagPolicy};
+use email::{Card, Footer, OwnerEmail};
 
 /// The snooze lengths offered, in days.
 pub const SNOOZE_DAYS: [u32; 2] = [7, 14];
@@ -34,15 +38,141 @@ pub struct Sent {
     pub errors: Vec<String>,
 }
 
-/// One resource in an owner's email.
-struct Line<'a> {
-    item: &'a Item,
-    tags: &'a ResourceTags,
-    decision: &'a Decision,
-    /// Estimated cost per month, `None` when the pricing table does not know it.
-    monthly_usd: Option<f64>,
-    links: Vec<(u32, String)>,
-    extensions_left: u8,
+/// The footer every owner email carries, from the config.
+pub fn footer(snooze: &SnoozeConfig, policy: &TagPolicy) -> Footer {
+    Footer {
+        sender: snooze.sender.clone(),
+        contact: snooze.contact(),
+        deletion_note: snooze.deletion_note().to_string(),
+        opt_out: format!("{}=false", policy.keys.auto_teardown),
+        owner_tag: format!("owner (tag {})", policy.keys.owner),
+    }
+}
+
+/// The card of one resource due a warning, with its signed links.
+pub fn card(
+    r: &inventory::Resource,
+    tags: &ResourceTags,
+    decision: &Decision,
+    policy: &TagPolicy,
+    pricing: &inventory::Pricing,
+    base_url: &str,
+    keyring: &Keyring,
+) -> Card {
+    let extensions_left = policy.max_extensions.saturating_sub(tags.extension_count);
+    let lifetime = tags.ttl + tags.extension();
+    let claims = |action| Claims {
+        resource: r.id.clone(),
+        action,
+        deadline: decision.deadline,
+        extension_count: tags.extension_count,
+        owner: tags.owner.clone(),
+        // Valid until the resource can be deleted: for a final warning sent after (or too
+        // close to) the deadline, `notice_period` from now.
+        expires: decision.delete_not_before,
+    };
+    let fits = |days: u32| {
+        lifetime + SignedDuration::from_hours(i64::from(days) * 24) <= policy.max_lifetime
+    };
+    let snooze_links: Vec<(u32, String)> = SNOOZE_DAYS
+        .iter()
+        .copied()
+        .filter(|_| extensions_left > 0)
+        .filter(|d| fits(*d))
+        .map(|days| {
+            let action = LinkAction::Extend(days);
+            (
+                days,
+                link(base_url, &r.id, action, &keyring.sign(&claims(action))),
+            )
+        })
+        .collect();
+    let snooze_note = if extensions_left == 0 {
+        Some(format!(
+            "no snooze left; to keep it, set {}=false",
+            policy.keys.auto_teardown
+        ))
+    } else if snooze_links.len() < SNOOZE_DAYS.len() {
+        Some(format!(
+            "a longer snooze would pass the maximum lifetime of {} days",
+            policy.max_lifetime.as_hours() / 24
+        ))
+    } else {
+        None
+    };
+    let release_link = Some(link(
+        base_url,
+        &r.id,
+        LinkAction::Release,
+        &keyring.sign(&claims(LinkAction::Release)),
+    ));
+    let estimate = pricing.estimate(r);
+    let location = match &r.scope {
+        inventory::Scope::Aws { account, region } => vec![
+            ("Account".to_string(), account.clone()),
+            ("Region".to_string(), region.clone()),
+        ],
+        inventory::Scope::Kubernetes { cluster } => {
+            let mut l = vec![("Cluster".to_string(), cluster.clone())];
+            if let Some(ns) = &r.namespace {
+                l.push(("Namespace".to_string(), ns.clone()));
+            }
+            l
+        }
+    };
+    Card {
+        id: r.id.clone(),
+        name: r.display_name().unwrap_or(&r.name).to_string(),
+        short_id: r.name.clone(),
+        kind: email::kind_title(r.kind),
+        location,
+        project: tags.project.clone(),
+        deadline: decision.deadline,
+        delete_at: decision.delete_not_before,
+        final_warning: decision.action == Action::Warn24h,
+        why: why_eligible(tags, policy),
+        monthly_usd: estimate
+            .hourly_usd
+            .map(|h| inventory::cost::round_cents(h * inventory::cost::HOURS_PER_MONTH)),
+        cost_note: estimate.note,
+        extensions_used: tags.extension_count,
+        max_extensions: policy.max_extensions,
+        snooze_links,
+        snooze_note,
+        release_link,
+    }
+}
+
+/// Why a resource is due, in plain words: its time to live and its opt-in, no internal terms.
+pub fn why_eligible(tags: &ResourceTags, policy: &TagPolicy) -> String {
+    let snoozed = match tags.extended_days {
+        0 => String::new(),
+        1 => " plus 1 day of snoozes".to_string(),
+        d => format!(" plus {d} days of snoozes"),
+    };
+    format!(
+        "Its time to live of {}{snoozed}, counted from {}, runs out. It is a {} resource \
+         (not production) with {}=true, so it is deleted automatically.",
+        human_duration(tags.ttl),
+        email::human_time(tags.created_at),
+        tags.environment,
+        policy.keys.auto_teardown
+    )
+}
+
+/// `7 days`, `1 day`, `12 hours`.
+fn human_duration(d: SignedDuration) -> String {
+    let hours = d.as_hours();
+    if hours % 24 == 0 {
+        match hours / 24 {
+            1 => "1 day".to_string(),
+            n => format!("{n} days"),
+        }
+    } else if hours == 1 {
+        "1 hour".to_string()
+    } else {
+        format!("{hours} hours")
+    }
 }
 
 /// Sends this run's owner notices.
@@ -54,73 +184,36 @@ pub async fn send(
 ) -> Sent {
     let job = &ctx.config.job;
     let mut sent = Sent::default();
-    let mut by_owner: BTreeMap<&str, Vec<Line<'_>>> = BTreeMap::new();
+    let mut by_owner: BTreeMap<&str, Vec<Card>> = BTreeMap::new();
     for item in &plan.items {
         let Outcome::Warn(b) = &item.outcome else {
             continue;
         };
         let (tags, decision) = (&b.0, &b.1);
-        let extensions_left = job
-            .policy
-            .max_extensions
-            .saturating_sub(tags.extension_count);
-        let lifetime = tags.ttl + tags.extension();
-        let links = SNOOZE_DAYS
-            .iter()
-            .filter(|_| extensions_left > 0)
-            .filter(|d| {
-                lifetime + SignedDuration::from_hours(i64::from(**d) * 24)
-                    <= job.policy.max_lifetime
-            })
-            .map(|&days| {
-                let claims = Claims {
-                    resource: item.resource.id.clone(),
-                    days,
-                    deadline: decision.deadline,
-                    extension_count: tags.extension_count,
-                    owner: tags.owner.clone(),
-                    // Valid until the resource can be deleted: for a final warning sent
-                    // after the deadline, `notice_period` from now.
-                    expires: decision.delete_not_before,
-                };
-                (
-                    days,
-                    extend_link(
-                        snooze.base_url.as_str(),
-                        &item.resource.id,
-                        days,
-                        &keyring.sign(&claims),
-                    ),
-                )
-            })
-            .collect();
-        by_owner.entry(tags.owner.as_str()).or_default().push(Line {
-            item,
+        by_owner.entry(tags.owner.as_str()).or_default().push(card(
+            &item.resource,
             tags,
             decision,
-            monthly_usd: job
-                .pricing
-                .estimate(&item.resource)
-                .hourly_usd
-                .map(|h| h * inventory::cost::HOURS_PER_MONTH),
-            links,
-            extensions_left,
-        });
+            &job.policy,
+            &job.pricing,
+            snooze.base_url.as_str(),
+            keyring,
+        ));
     }
 
-    for (owner, lines) in &by_owner {
-        let final_warning = lines.iter().any(|l| l.decision.action == Action::Warn24h);
-        let subject = format!(
-            "[ttl-teardown] {}{} of yours will be deleted {}",
-            if final_warning { "final warning: " } else { "" },
-            plural(lines.len(), "resource"),
-            if final_warning {
-                "within 24 hours"
-            } else {
-                "within 48 hours"
-            }
-        );
-        let (text, html) = render(owner, lines, job.policy.max_extensions);
+    let footer = footer(snooze, &job.policy);
+    for (owner, cards) in by_owner {
+        let final_warning = cards.iter().any(|c| c.final_warning);
+        let ids: Vec<String> = cards.iter().map(|c| c.id.clone()).collect();
+        let mail = OwnerEmail {
+            owner: owner.to_string(),
+            greeting_name: snooze.owner_names.get(owner).cloned(),
+            cards,
+            now: ctx.clock.now(),
+            footer: footer.clone(),
+        }
+        .sorted()
+        .render();
         let to = match Email::parse(owner) {
             Ok(e) => vec![e],
             Err(e) => {
@@ -131,17 +224,16 @@ pub async fn send(
         ctx.acted();
         let result = ctx
             .notifier
-            .send_email(&to, &subject, &text, Some(&html))
+            .send_email(&to, &mail.subject, &mail.text, Some(&mail.html))
             .await;
         let delivered = result.is_ok();
         if delivered {
-            sent.notified
-                .extend(lines.iter().map(|l| l.item.resource.id.clone()));
+            sent.notified.extend(ids);
         }
         sent.alerts.push(AlertSent {
             channel: "email".into(),
-            target: (*owner).to_string(),
-            subject,
+            target: owner.to_string(),
+            subject: mail.subject,
             severity: if final_warning {
                 Severity::Critical
             } else {
@@ -159,141 +251,7 @@ pub async fn send(
     }
 
     if let Some(fallback) = &snooze.fallback_email {
-        send_violations_digest(plan, ctx, fallback, &mut sent).await;
+        digest::send(plan, ctx, fallback, &mut sent).await;
     }
     sent
-}
-
-/// Resources whose tags are invalid have no owner to write to: one digest to the fallback address.
-async fn send_violations_digest(
-    plan: &Plan,
-    ctx: &RunContext<'_, TtlConfig>,
-    fallback: &Email,
-    sent: &mut Sent,
-) {
-    let violations: Vec<&Item> = plan
-        .items
-        .iter()
-        .filter(|i| matches!(i.outcome, Outcome::Violation(_)))
-        .collect();
-    if violations.is_empty() {
-        return;
-    }
-    let subject = format!(
-        "[ttl-teardown] {} with invalid TTL tags",
-        plural(violations.len(), "resource")
-    );
-    let mut text = String::from(
-        "These resources carry missing or invalid TTL tags. They are never torn down, and their owners cannot be warned until the tags are fixed.\n\n",
-    );
-    let mut html = String::from(
-        "<p>These resources carry missing or invalid TTL tags. They are never torn down, and their owners cannot be warned until the tags are fixed.</p><ul>",
-    );
-    for item in &violations {
-        text.push_str(&format!(
-            "- {} ({}): {}\n",
-            item.resource.id,
-            item.resource.kind,
-            item.reason()
-        ));
-        html.push_str(&format!(
-            "<li><code>{}</code> ({}): {}</li>",
-            escape_html(&item.resource.id),
-            escape_html(item.resource.kind),
-            escape_html(&item.reason())
-        ));
-    }
-    html.push_str("</ul>");
-    ctx.acted();
-    let result = ctx
-        .notifier
-        .send_email(std::slice::from_ref(fallback), &subject, &text, Some(&html))
-        .await;
-    sent.alerts.push(AlertSent {
-        channel: "email".into(),
-        target: fallback.to_string(),
-        subject,
-        severity: Severity::Warning,
-        sent_at: ctx.clock.now(),
-        delivered: result.is_ok(),
-        error: result.as_ref().err().map(ToString::to_string),
-    });
-    if let Err(e) = result {
-        sent.errors
-            .push(format!("tag-violation digest to {fallback}: {e}"));
-    }
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-fn render(owner: &str, lines: &[Line<'_>], max_extensions: u8) -> (String, String) {
-    let mut text = format!(
-        "Hello {owner},\n\nThe resources below are yours and will be deleted automatically at their deadline (UTC) unless you extend them. \
-         Each may be extended at most {max_extensions} times.\n\n"
-    );
-    let mut html = format!(
-        "<html><body style=\"font-family: sans-serif\"><p>Hello {},</p><p>The resources below are yours and will be deleted automatically at their \
-         deadline (UTC) unless you extend them. Each may be extended at most {max_extensions} times.</p>\
-         <table cellpadding=\"6\" style=\"border-collapse: collapse\"><tr><th align=\"left\">Resource</th><th align=\"left\">Kind</th>\
-         <th align=\"left\">Project</th><th align=\"left\">Deadline (UTC)</th><th align=\"left\">Why it is eligible</th>\
-         <th align=\"left\">Est. cost / month</th><th align=\"left\">Extend</th></tr>",
-        escape_html(owner)
-    );
-    for l in lines {
-        let r = &l.item.resource;
-        let stage = l.decision.action.as_str();
-        text.push_str(&format!(
-            "- {}\n  kind: {}, project: {}\n  deadline: {} ({stage})\n  why: {}\n  estimated cost: {}/month\n",
-            r.id, r.kind, l.tags.project, l.decision.deadline, l.decision.reason, money(l.monthly_usd)
-        ));
-        let mut cell = String::new();
-        if l.links.is_empty() {
-            text.push_str("  no extension left: it will be deleted at the deadline\n");
-            cell.push_str("no extension left");
-        } else {
-            text.push_str(&format!(
-                "  extensions left: {} of {max_extensions}\n",
-                l.extensions_left
-            ));
-            for (days, link) in &l.links {
-                text.push_str(&format!("  Snooze +{days} days: {link}\n"));
-                cell.push_str(&format!(
-                    "<a href=\"{}\">Snooze +{days} days</a><br>",
-                    escape_html(link)
-                ));
-            }
-            cell.push_str(&format!(
-                "{} of {max_extensions} extensions left",
-                l.extensions_left
-            ));
-        }
-        text.push('\n');
-        html.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{cell}</td></tr>",
-            escape_html(&r.id),
-            escape_html(r.kind),
-            escape_html(&l.tags.project),
-            l.decision.deadline,
-            escape_html(stage),
-            escape_html(&l.decision.reason),
-            money(l.monthly_usd)
-        ));
-    }
-    text.push_str("Links open a confirmation page; nothing changes until you confirm there.\n");
-    html.push_str("</table><p>Links open a confirmation page; nothing changes until you confirm there.</p></body></html>");
-    (text, html)
-}
-
-/// `$12.34`, or `unknown` when the pricing table has no price: unknown must not read as free.
-fn money(v: Option<f64>) -> String {
-    match v {
-        Some(v) => format!("${:.2}", inventory::cost::round_cents(v)),
-        None => "unknown".to_string(),
-    }
 }

@@ -62,13 +62,19 @@ impl fmt::Display for Action {
     }
 }
 
-/// `created_at + ttl + extended days`. Saturates at the latest representable instant rather
+/// `created_at + ttl + extended days`, or the instant the owner released the resource
+/// ("Delete now") when that is earlier. Saturates at the latest representable instant rather
 /// than failing: a deadline too far away to represent is a deadline that never comes.
 pub fn deadline(tags: &ResourceTags) -> Timestamp {
-    tags.created_at
+    let natural = tags
+        .created_at
         .checked_add(tags.ttl)
         .and_then(|t| t.checked_add(tags.extension()))
-        .unwrap_or(Timestamp::MAX)
+        .unwrap_or(Timestamp::MAX);
+    match tags.released_at {
+        Some(released) => natural.min(released),
+        None => natural,
+    }
 }
 
 /// The stage at `now`: expired when `now >= deadline`, warn-24h when 24 hours or less remain,
@@ -211,7 +217,18 @@ pub fn evaluate(tags: &ResourceTags, policy: &TagPolicy, now: Timestamp) -> Deci
             "eligible: non-prod ({}), {}=true, {}={}",
             tags.environment, keys.auto_teardown, keys.data_class, tags.data_class
         );
-        let (action, action_reason) = action_for(stage, deadline, tags.notified, policy, now);
+        let (action, action_reason) = match tags.released_at {
+            // The owner asked for the deletion from a signed link: that is consent, so neither
+            // a warning for the new deadline nor the notice period is waited for.
+            Some(released) if now >= released => (
+                Action::Delete,
+                format!(
+                    "released for deletion by its owner at {released}: deleted at the next run, \
+                     without a further notice period (the release is the owner's consent)"
+                ),
+            ),
+            _ => action_for(stage, deadline, tags.notified, policy, now),
+        };
         (reason, action, action_reason)
     } else {
         (
@@ -749,6 +766,45 @@ mod tests {
         let d = evaluate(&on_time.build(), &policy, at(1000 * 24 * H));
         assert_eq!(d.action, Action::None, "{}", d.action_reason);
         assert_eq!(d.delete_not_before, Timestamp::MAX);
+    }
+
+    #[test]
+    fn a_release_by_the_owner_is_consent_to_delete_at_the_next_run() {
+        // Warned 48h ahead for the natural deadline, then released from the email 40h ahead.
+        let released = "2026-11-06T18:00:00Z";
+        let builder = notified(Stage::Warn48h, DEADLINE).with("ttl-released-at", released);
+        let tags = builder.build();
+        assert_eq!(tags.released_at, Some(ts(released)));
+        assert_eq!(deadline(&tags), ts(released));
+        // The next run deletes: no warning for the new deadline, no notice period.
+        let d = decide(builder.clone(), ts("2026-11-06T18:30:00Z"));
+        assert_eq!((d.stage, d.action), (Stage::Expired, Action::Delete));
+        assert_eq!(d.deadline, ts(released));
+        assert_eq!(d.delete_not_before, ts(released));
+        assert!(
+            d.action_reason.contains("owner's consent"),
+            "{}",
+            d.action_reason
+        );
+        // Even with nothing recorded at all.
+        let bare = TagsBuilder::valid().with("ttl-released-at", released);
+        assert_eq!(
+            decide(bare, ts("2026-11-06T18:00:00Z")).action,
+            Action::Delete
+        );
+        // A release after a late first warning (natural deadline passed) still counts.
+        let late = TagsBuilder::valid().with("ttl-released-at", "2026-11-08T12:00:00Z");
+        assert_eq!(decide(late, at(3 * H)).action, Action::Delete);
+        // Never for a resource that is not eligible: production stays.
+        let prod = builder.with("environment", "prod");
+        let d = decide(prod, at(30 * 24 * H));
+        assert_eq!((d.eligible, d.action), (false, Action::None));
+        // A malformed value is ignored (with a note): the resource is not released.
+        let bad = TagsBuilder::valid().with("ttl-released-at", "soon");
+        let tags = bad.build();
+        assert_eq!(tags.released_at, None);
+        assert!(tags.notes.iter().any(|n| n.contains("not released")));
+        assert_eq!(decide(bad, at(-72 * H)).action, Action::None);
     }
 
     #[test]

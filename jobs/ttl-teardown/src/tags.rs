@@ -70,6 +70,11 @@ pub struct TagKeys {
     /// Last warning sent, written by this job as `stage@deadline` (default
     /// `ttl-notified-stage`).
     pub notified_stage: String,
+    /// When the owner asked for deletion at the next run ("Delete now" in the warning email),
+    /// RFC 3339, written by the snooze service (default `ttl-released-at`). The deadline becomes
+    /// this instant, and the release counts as the owner's consent to deletion without a
+    /// further notice period ([`crate::policy::evaluate`]).
+    pub released_at: String,
 }
 
 impl Default for TagKeys {
@@ -86,13 +91,14 @@ impl Default for TagKeys {
             extension_count: "ttl-extension-count".into(),
             extended_days: "ttl-extended-days".into(),
             notified_stage: "ttl-notified-stage".into(),
+            released_at: "ttl-released-at".into(),
         }
     }
 }
 
 impl TagKeys {
     /// Every key with the name of its field, in a fixed order (used by validation).
-    fn all(&self) -> [(&'static str, &str); 11] {
+    fn all(&self) -> [(&'static str, &str); 12] {
         [
             ("environment", &self.environment),
             ("owner", &self.owner),
@@ -105,6 +111,7 @@ impl TagKeys {
             ("extension_count", &self.extension_count),
             ("extended_days", &self.extended_days),
             ("notified_stage", &self.notified_stage),
+            ("released_at", &self.released_at),
         ]
     }
 }
@@ -388,6 +395,10 @@ pub struct ResourceTags {
     pub extended_days: u32,
     /// The last warning recorded, if the tag is present and well-formed.
     pub notified: Option<NotifiedStage>,
+    /// When the owner released the resource for deletion ("Delete now"), if the tag is present
+    /// and a timestamp. A malformed value is ignored with a note: ignoring it can only delay a
+    /// deletion, never bring one forward.
+    pub released_at: Option<Timestamp>,
     /// Things worth logging that are not violations, e.g. a malformed notified stage that was
     /// ignored, or that `created_at` came from the fallback.
     pub notes: Vec<String>,
@@ -742,6 +753,20 @@ pub fn parse_tags(
         },
     };
 
+    let released_at = match tags.get(&keys.released_at) {
+        None => None,
+        Some(value) => match value.parse::<Timestamp>() {
+            Ok(at) => Some(at),
+            Err(_) => {
+                notes.push(format!(
+                    "ignored tag {:?} = {value:?} (not an RFC 3339 timestamp); treating the resource as not released",
+                    keys.released_at
+                ));
+                None
+            }
+        },
+    };
+
     let (
         Some(environment),
         Some(owner),
@@ -785,6 +810,7 @@ pub fn parse_tags(
         extension_count,
         extended_days,
         notified,
+        released_at,
         notes,
     })
 }

@@ -1,5 +1,5 @@
 //! `ttl-snooze`, the snooze-link HTTP service: owners extend a resource's deadline by 7 or 14
-//! days. A Deployment (two replicas behind a Service), not a CronJob: it is its own crate, and
+//! days, or release it for deletion at the next run (**Delete now**). A Deployment (two replicas behind a Service), not a CronJob: it is its own crate, and
 //! it applies the TTL job's rules from the `ttl-teardown` library rather than its own.
 //!
 //! Routes:
@@ -7,6 +7,12 @@
 //!   changes anything** (mail scanners and link previewers follow links): it shows a confirmation
 //!   page whose form POSTs to the same path.
 //! - `POST /v1/resources/{id}/extend` (form fields `days`, `token`, `reason`) — applies.
+//! - `GET /v1/resources/{id}/release?token=…` — the **Delete now** link: a confirmation page,
+//!   never a change; `POST` (form fields `token`, `reason`) applies: the resource's deadline
+//!   becomes now (tag `ttl-released-at` = now, `ttl-released-by` = the link's owner,
+//!   `ttl-release-reason`), and `resource-release-requested` is published and acknowledged
+//!   before the success page. The TTL job then deletes it at its next run, without a further
+//!   notice period: the owner's release is the consent (`ttl_teardown::policy::evaluate`).
 //! - `PATCH /v1/resources/{id}/ttl` (JSON `{"extend_days": 7, "reason": "…"}`,
 //!   `Authorization: Bearer <token>`) — applies, for tools; JSON answers.
 //! - `/healthz` (always 200), `/readyz` (200 once keys and a durable publisher are in place),
@@ -14,8 +20,8 @@
 //!
 //! Every request to `/v1/` goes through the same check ([`AppState`] internals, `check`):
 //! 1. `days` ∈ {7, 14} (400 otherwise: says nothing about any resource);
-//! 2. the token's MAC and expiry ([`Keyring::verify`], constant time), then its claims against
-//!    the request (resource id, days). **Before** the resource is looked up, so a bad token gets
+//! 2. the token's MAC (which binds the resource id of the path) and expiry ([`Keyring::verify`],
+//!    constant time), then its claims against the request (snooze of N days, or release). **Before** the resource is looked up, so a bad token gets
 //!    the same 403 (status and body) whether or not the resource exists;
 //! 3. the resource's *current* state, read from its provider (one describe, never a listing):
 //!    it must exist, not be being deleted, and be eligible by **exactly the TTL job's rule**
@@ -23,9 +29,11 @@
 //!    non-prod, opted in, not restricted, not a part of another resource). Any failure is the
 //!    same opaque 403 again — a good token for a missing or since-whitelisted resource reads
 //!    like a bad token;
-//! 4. the claims' deadline and extension count must equal the current ones: once a snooze is
-//!    applied both change, so a used link is refused (replay protection) with the same 403;
-//! 5. the policy limits: at most `max_extensions` (2) extensions and `ttl + extended days +
+//! 4. the claims' deadline and extension count must equal the current ones: once a snooze or a
+//!    release is applied the deadline changes, so a used link — and its siblings from the same
+//!    email — is refused (replay protection) with the same 403; a released resource refuses
+//!    every link;
+//! 5. for snoozes only, the policy limits: at most `max_extensions` (2) extensions and `ttl + extended days +
 //!    requested days ≤ max_lifetime` (60d). These refusals (403) say which limit, since only the
 //!    holder of a valid, current link can reach them.
 //!
@@ -86,8 +94,9 @@ use serde_json::json;
 use ttl_teardown::config::{Caps, DEFAULT_RATE_PER_MINUTE, SnoozeConfig, TtlConfig};
 use ttl_teardown::plan::{self, Rules};
 
-use ttl_teardown::snooze::escape_html;
-use ttl_teardown::snooze::token::{Claims, Keyring};
+pub mod pages;
+
+use ttl_teardown::snooze::token::{Claims, Keyring, LinkAction};
 use ttl_teardown::tags::{self, TagPolicy};
 
 /// The job name on events this service publishes.
@@ -95,6 +104,16 @@ pub const JOB_NAME: &str = "ttl-snooze";
 
 /// The event type (and default topic) of an applied snooze.
 pub const EVENT_TYPE: &str = "resource-ttl-extended";
+
+/// The event type (and default topic) of a release ("Delete now").
+pub const RELEASE_EVENT_TYPE: &str = "resource-release-requested";
+
+/// Tag (annotation) recording who released the resource for deletion (the link's owner); the
+/// instant goes to the TTL job's `keys.released_at` tag (`ttl-released-at`).
+pub const RELEASED_BY_TAG: &str = "ttl-released-by";
+
+/// Tag (annotation) recording the reason given for a release.
+pub const RELEASE_REASON_TAG: &str = "ttl-release-reason";
 
 /// Tag (annotation) recording who applied the last extension (the link's owner).
 pub const EXTENDED_BY_TAG: &str = "ttl-extended-by";
@@ -194,6 +213,7 @@ struct ServiceMetrics {
     registry: Registry,
     requests: Family<Vec<(String, String)>, Counter>,
     extensions: Counter<u64, AtomicU64>,
+    releases: Counter<u64, AtomicU64>,
 }
 
 impl ServiceMetrics {
@@ -201,6 +221,7 @@ impl ServiceMetrics {
         let mut registry = Registry::default();
         let requests = Family::<Vec<(String, String)>, Counter>::default();
         let extensions = Counter::<u64, AtomicU64>::default();
+        let releases = Counter::<u64, AtomicU64>::default();
         registry.register(
             "ttl_snooze_requests",
             "Snooze requests by route and outcome",
@@ -211,10 +232,16 @@ impl ServiceMetrics {
             "Extensions applied (tags written and event acknowledged)",
             extensions.clone(),
         );
+        registry.register(
+            "ttl_snooze_releases_applied",
+            "Releases for deletion applied (tags written and event acknowledged)",
+            releases.clone(),
+        );
         ServiceMetrics {
             registry,
             requests,
             extensions,
+            releases,
         }
     }
 
@@ -287,6 +314,7 @@ struct Inner {
     metrics: ServiceMetrics,
     limiter: RateLimiter,
     body_bytes: usize,
+    help: pages::Help,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -342,7 +370,28 @@ impl AppState {
                 trusted_proxies: limits.trusted_proxies,
             },
             body_bytes: limits.body_bytes,
+            help: help(config),
         }))
+    }
+}
+
+/// What the pages say about whom to ask and how to opt out, from `job.snooze` and the tag keys.
+fn help(config: &JobConfig<TtlConfig>) -> pages::Help {
+    let keys = &config.job.policy.keys;
+    let (sender, contact) = match &config.job.snooze {
+        Some(s) => (s.sender.clone(), s.contact()),
+        None => (
+            "the platform team".to_string(),
+            "the platform team".to_string(),
+        ),
+    };
+    pages::Help {
+        sender,
+        contact,
+        opt_out: format!("{}=false", keys.auto_teardown),
+        deadline_tags: format!("{}, {}, {}", keys.created_at, keys.ttl, keys.extended_days),
+        released_tag: keys.released_at.clone(),
+        max_reason: MAX_REASON_CHARS,
     }
 }
 
@@ -352,6 +401,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/resources/{id}/extend",
             get(extend_page).post(extend_form),
+        )
+        .route(
+            "/v1/resources/{id}/release",
+            get(release_page).post(release_form),
         )
         .route("/v1/resources/{id}/ttl", patch(extend_json))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit));
@@ -546,11 +599,15 @@ impl Refusal {
 /// A request that passed every check: what applying it would do.
 struct Checked {
     resource: Resource,
+    /// Its tags as the TTL job reads them.
+    tags: tags::ResourceTags,
     claims: Claims,
-    days: u32,
-    extension_count: u8,
-    extended_days: u32,
+    action: LinkAction,
     old_deadline: Timestamp,
+    /// When it would be deleted if nothing is done (the deadline, or later after a late
+    /// warning).
+    delete_at: Timestamp,
+    /// The deadline after applying: old + days for a snooze, now for a release.
     new_deadline: Timestamp,
 }
 
@@ -567,20 +624,23 @@ fn parse_days(days: Option<&str>) -> Result<u32, Refusal> {
 }
 
 impl AppState {
-    async fn check(&self, id: &str, days: u32, token: Option<&str>) -> Result<Checked, Refusal> {
+    async fn check(
+        &self,
+        id: &str,
+        action: LinkAction,
+        token: Option<&str>,
+    ) -> Result<Checked, Refusal> {
         let s = &self.0;
         let now = s.clock.now();
-        // 1. The token, before anything about the resource is looked at.
+        // 1. The token, before anything about the resource is looked at. The MAC binds the
+        //    resource id of the path, so a token for another resource fails here.
         let token = token.unwrap_or_default();
         let claims = s
             .keyring
-            .verify(token, now)
+            .verify(token, id, now)
             .map_err(|e| Refusal::forbidden(format!("token: {}", e.detail)))?;
-        if claims.resource != id {
-            return Err(Refusal::forbidden("token is for another resource"));
-        }
-        if claims.days != days {
-            return Err(Refusal::forbidden("token is for another number of days"));
+        if claims.action != action {
+            return Err(Refusal::forbidden("token is for another action"));
         }
         // 2. The resource as it is now.
         let resource = s
@@ -600,7 +660,9 @@ impl AppState {
                 "resource is being deleted ({state})"
             )));
         }
-        // Exactly the TTL job's eligibility: whitelist, account allowlist, tags, policy.
+        // Exactly the TTL job's eligibility: whitelist, account allowlist, tags, policy. A
+        // production, restricted, opted-out or whitelisted resource can never be snoozed or
+        // released.
         let verdict = |r: &Resource| ttl_teardown::job::whitelist_verdict(&s.whitelist, r, now);
         let no_listing_failure = |_: &Resource| None;
         let rules = Rules {
@@ -623,7 +685,8 @@ impl AppState {
             )));
         };
         let parsed = parsed.clone();
-        // 3. The link must be for the current state: a used link no longer matches.
+        // 3. The link must be for the current state: a used link (or its sibling from the same
+        //    email) no longer matches.
         let old_deadline = decision.deadline;
         if claims.deadline != old_deadline || claims.extension_count != parsed.extension_count {
             return Err(Refusal::forbidden(format!(
@@ -631,61 +694,108 @@ impl AppState {
                 claims.deadline, claims.extension_count, old_deadline, parsed.extension_count
             )));
         }
-        // 4. The policy limits.
-        if parsed.extension_count >= s.policy.max_extensions {
-            return Err(Refusal::Limit(format!(
-                "This resource already had the maximum of {} extensions.",
-                s.policy.max_extensions
-            )));
+        if parsed.released_at.is_some() {
+            return Err(Refusal::forbidden("already released for deletion"));
         }
+        let delete_at = decision.delete_not_before;
+        let new_deadline = match action {
+            LinkAction::Release => now,
+            LinkAction::Extend(days) => {
+                // 4. The policy limits.
+                if parsed.extension_count >= s.policy.max_extensions {
+                    return Err(Refusal::Limit(format!(
+                        "This resource already had the maximum of {} extensions.",
+                        s.policy.max_extensions
+                    )));
+                }
+                if !self.extension_fits(&parsed, days) {
+                    return Err(Refusal::Limit(format!(
+                        "Snoozing by {days} days would pass the maximum lifetime of {} (ttl {} + {} days already granted).",
+                        tags::format_duration(s.policy.max_lifetime),
+                        tags::format_duration(parsed.ttl),
+                        parsed.extended_days
+                    )));
+                }
+                old_deadline
+                    .checked_add(SignedDuration::from_hours(i64::from(days) * 24))
+                    .map_err(|_| Refusal::forbidden("deadline out of range"))?
+            }
+        };
+        Ok(Checked {
+            resource,
+            tags: parsed,
+            claims,
+            action,
+            old_deadline,
+            delete_at,
+            new_deadline,
+        })
+    }
+
+    /// Whether a snooze of `days` stays within the limits (count and lifetime).
+    fn extension_fits(&self, parsed: &tags::ResourceTags, days: u32) -> bool {
+        let s = &self.0;
         let requested = SignedDuration::from_hours(i64::from(days) * 24);
         let lifetime = parsed
             .ttl
             .checked_add(parsed.extension())
             .and_then(|l| l.checked_add(requested));
-        if lifetime.is_none_or(|l| l > s.policy.max_lifetime) {
-            return Err(Refusal::Limit(format!(
-                "Extending by {days} days would exceed the maximum lifetime of {} (ttl {} + {} days already granted).",
-                tags::format_duration(s.policy.max_lifetime),
-                tags::format_duration(parsed.ttl),
-                parsed.extended_days
-            )));
+        parsed.extension_count < s.policy.max_extensions
+            && lifetime.is_some_and(|l| l <= s.policy.max_lifetime)
+    }
+
+    /// The sibling links a confirmation page offers instead ("+14 instead"): signed here with
+    /// the same claims and expiry as the link being shown, for actions the limits allow. The
+    /// holder of one link of an email holds its siblings anyway, so this grants nothing new.
+    fn alternatives(&self, c: &Checked) -> Vec<(LinkAction, String)> {
+        let mut out = Vec::new();
+        for days in ALLOWED_DAYS {
+            let action = LinkAction::Extend(days);
+            if action == c.action || !self.extension_fits(&c.tags, days) {
+                continue;
+            }
+            let claims = Claims {
+                action,
+                ..c.claims.clone()
+            };
+            let token = self.0.keyring.sign(&claims);
+            // Relative to the page (`/v1/resources/{id}/extend` or `/release`): no base URL
+            // needed, and the id stays encoded exactly as the browser sent it.
+            out.push((action, format!("extend?days={days}&token={token}")));
         }
-        let new_deadline = old_deadline
-            .checked_add(requested)
-            .map_err(|_| Refusal::forbidden("deadline out of range"))?;
-        Ok(Checked {
-            resource,
-            claims,
-            days,
-            extension_count: parsed.extension_count,
-            extended_days: parsed.extended_days,
-            old_deadline,
-            new_deadline,
-        })
+        out
     }
 
     /// Writes the tags and publishes the event; the caller holds the resource's apply Lease.
     async fn apply(&self, c: &Checked, reason: &str) -> Result<Applied, Refusal> {
         let s = &self.0;
         let keys = &s.policy.keys;
-        let count = c.extension_count + 1;
-        let extended = c.extended_days + c.days;
         let reason = sanitise(reason);
         let by = sanitise(&c.claims.owner);
-        let tags = vec![
-            (keys.extension_count.clone(), count.to_string()),
-            (keys.extended_days.clone(), extended.to_string()),
-            (EXTENDED_BY_TAG.to_string(), by.clone()),
-            (
-                EXTENSION_REASON_TAG.to_string(),
-                if reason.is_empty() {
-                    "none given".to_string()
-                } else {
-                    reason.clone()
-                },
-            ),
-        ];
+        let now = s.clock.now();
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let (count, extended) = match c.action {
+            LinkAction::Extend(days) => (c.tags.extension_count + 1, c.tags.extended_days + days),
+            LinkAction::Release => (c.tags.extension_count, c.tags.extended_days),
+        };
+        let reason_tag = if reason.is_empty() {
+            "none given".to_string()
+        } else {
+            reason.clone()
+        };
+        let tags = match c.action {
+            LinkAction::Extend(_) => vec![
+                (keys.extension_count.clone(), count.to_string()),
+                (keys.extended_days.clone(), extended.to_string()),
+                (EXTENDED_BY_TAG.to_string(), by.clone()),
+                (EXTENSION_REASON_TAG.to_string(), reason_tag),
+            ],
+            LinkAction::Release => vec![
+                (keys.released_at.clone(), c.new_deadline.to_string()),
+                (RELEASED_BY_TAG.to_string(), by.clone()),
+                (RELEASE_REASON_TAG.to_string(), reason_tag),
+            ],
+        };
         // What the tags were, to put every one back if the event cannot be published.
         let before: Vec<(String, Option<String>)> = tags
             .iter()
@@ -697,32 +807,55 @@ impl AppState {
             .map_err(|e| Refusal::Unavailable {
                 detail: format!("writing tags: {e}"),
             })?;
-        let request_id = uuid::Uuid::now_v7().to_string();
-        let envelope = Envelope {
-            event_type: EVENT_TYPE.to_string(),
-            schema_version: SCHEMA_VERSION.to_string(),
-            job_name: JOB_NAME.to_string(),
-            run_id: request_id.clone(),
-            dry_run: false,
-            emitted_at: s.clock.now(),
-            shard: None,
-            data: ExtendedEvent {
-                resource_id: c.resource.id.clone(),
-                old_deadline: c.old_deadline,
-                new_deadline: c.new_deadline,
-                extended_by: by.clone(),
-                reason: reason.clone(),
-                extension_count: count,
-                request_id: request_id.clone(),
-            },
+        let (event_type, published) = match c.action {
+            LinkAction::Extend(_) => {
+                let envelope = self.envelope(
+                    EVENT_TYPE,
+                    &request_id,
+                    ExtendedEvent {
+                        resource_id: c.resource.id.clone(),
+                        old_deadline: c.old_deadline,
+                        new_deadline: c.new_deadline,
+                        extended_by: by.clone(),
+                        reason: reason.clone(),
+                        extension_count: count,
+                        request_id: request_id.clone(),
+                    },
+                );
+                (
+                    EVENT_TYPE,
+                    s.publisher
+                        .publish(EVENT_TYPE, &c.resource.id, &envelope)
+                        .await
+                        .map(|_| ()),
+                )
+            }
+            LinkAction::Release => {
+                let envelope = self.envelope(
+                    RELEASE_EVENT_TYPE,
+                    &request_id,
+                    ReleasedEvent {
+                        resource_id: c.resource.id.clone(),
+                        old_deadline: c.old_deadline,
+                        new_deadline: c.new_deadline,
+                        released_by: by.clone(),
+                        released_at: now,
+                        reason: reason.clone(),
+                        request_id: request_id.clone(),
+                    },
+                );
+                (
+                    RELEASE_EVENT_TYPE,
+                    s.publisher
+                        .publish(RELEASE_EVENT_TYPE, &c.resource.id, &envelope)
+                        .await
+                        .map(|_| ()),
+                )
+            }
         };
-        if let Err(e) = s
-            .publisher
-            .publish(EVENT_TYPE, &c.resource.id, &envelope)
-            .await
-        {
-            // No audit event, no snooze: every tag written goes back as it was (absent ones are
-            // removed), so the link works again and no trace of the failed attempt remains.
+        if let Err(e) = published {
+            // No audit event, no change: every tag written goes back as it was (absent ones
+            // are removed), so the link works again and no trace of the failed attempt remains.
             let restore: Vec<(String, String)> = before
                 .iter()
                 .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
@@ -734,16 +867,19 @@ impl AppState {
                 .collect();
             if let Err(undo) = s.providers.write_tags(&c.resource, &restore, &remove).await {
                 tracing::error!(resource = %c.resource.id, error = %undo,
-                    "snooze event not published and the tags could not be put back: the extension stands without an event");
+                    "event not published and the tags could not be put back: the change stands without an event");
             }
             return Err(Refusal::Unavailable {
-                detail: format!("publishing {EVENT_TYPE}: {e}"),
+                detail: format!("publishing {event_type}: {e}"),
             });
         }
-        s.metrics.extensions.inc();
-        tracing::info!(resource = %c.resource.id, old_deadline = %c.old_deadline,
-            new_deadline = %c.new_deadline, extension_count = count, extended_by = %by,
-            request_id = %request_id, "snooze applied");
+        match c.action {
+            LinkAction::Extend(_) => s.metrics.extensions.inc(),
+            LinkAction::Release => s.metrics.releases.inc(),
+        };
+        tracing::info!(resource = %c.resource.id, action = event_type, old_deadline = %c.old_deadline,
+            new_deadline = %c.new_deadline, extension_count = count, by = %by,
+            request_id = %request_id, "link applied");
         Ok(Applied {
             resource_id: c.resource.id.clone(),
             old_deadline: c.old_deadline,
@@ -751,25 +887,39 @@ impl AppState {
             extension_count: count,
             extended_days: extended,
             request_id,
+            reason,
         })
+    }
+
+    fn envelope<T>(&self, event_type: &str, request_id: &str, data: T) -> Envelope<T> {
+        Envelope {
+            event_type: event_type.to_string(),
+            schema_version: SCHEMA_VERSION.to_string(),
+            job_name: JOB_NAME.to_string(),
+            run_id: request_id.to_string(),
+            dry_run: false,
+            emitted_at: self.0.clock.now(),
+            shard: None,
+            data,
+        }
     }
 
     async fn check_and_apply(
         &self,
         id: &str,
-        days: u32,
+        action: LinkAction,
         token: Option<&str>,
         reason: &str,
-    ) -> Result<Applied, Refusal> {
+    ) -> Result<(Checked, Applied), Refusal> {
         // The token first, as for a GET: a bad link never waits for (or touches) the Lease.
         let now = self.0.clock.now();
         self.0
             .keyring
-            .verify(token.unwrap_or_default(), now)
+            .verify(token.unwrap_or_default(), id, now)
             .map_err(|e| Refusal::forbidden(format!("token: {}", e.detail)))?;
         let lease = self.apply_lease(id).await?;
-        let result = match self.check(id, days, token).await {
-            Ok(checked) => self.apply(&checked, reason).await,
+        let result = match self.check(id, action, token).await {
+            Ok(checked) => self.apply(&checked, reason).await.map(|a| (checked, a)),
             Err(r) => Err(r),
         };
         if let Err(e) = lease.release().await {
@@ -853,6 +1003,29 @@ pub struct Applied {
     pub extended_days: u32,
     /// The request id (also on the event).
     pub request_id: String,
+    /// The reason recorded (sanitised), for the success page.
+    #[serde(skip)]
+    pub reason: String,
+}
+
+/// The data of a `resource-release-requested` event: the owner asked, from the **Delete now**
+/// link, for deletion at the next run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasedEvent {
+    /// The resource (ARN or `k8s:…`).
+    pub resource_id: String,
+    /// The deadline before the release.
+    pub old_deadline: Timestamp,
+    /// The deadline now: the instant of the release.
+    pub new_deadline: Timestamp,
+    /// Who released it (the owner the link was sent to).
+    pub released_by: String,
+    /// When.
+    pub released_at: Timestamp,
+    /// The reason given (sanitised; may be empty).
+    pub reason: String,
+    /// Unique per request (UUID v7), also the envelope's `run_id`.
+    pub request_id: String,
 }
 
 /// Keeps only AWS-tag-safe characters (`[A-Za-z0-9 _.:/=+\-@]`; anything else becomes a space,
@@ -901,25 +1074,52 @@ struct ExtendJson {
     reason: String,
 }
 
-fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title>\
-         <style>body{{font-family:sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}\
-         th{{text-align:left;padding-right:1em}}code{{word-break:break-all}}</style>\
-         </head><body><h1>{title}</h1>\n{body_html}\n</body></html>\n",
-        title = escape_html(title),
-    );
-    (status, Html(html)).into_response()
+/// The release confirmation form.
+#[derive(Debug, Deserialize)]
+struct ReleaseForm {
+    token: Option<String>,
+    #[serde(default)]
+    reason: String,
 }
 
-fn refusal_page(route: &str, id: &str, r: &Refusal, metrics: &ServiceMetrics) -> Response {
-    r.log(route, id);
-    metrics.count(route, r.outcome());
-    // The 403 page interpolates nothing from the request: the same bytes for every refusal.
-    let body = format!("<p>{}</p>", escape_html(&r.public_message()));
-    page(r.status(), "Snooze not possible", &body)
+/// The query of a release link.
+#[derive(Debug, Deserialize)]
+struct ReleaseQuery {
+    token: Option<String>,
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (status, Html(body)).into_response()
+}
+
+impl AppState {
+    fn facts(&self, c: &Checked) -> pages::Facts {
+        let s = &self.0;
+        pages::Facts::new(
+            &c.resource,
+            &c.tags,
+            &s.pricing.estimate(&c.resource),
+            c.old_deadline,
+            c.delete_at,
+            s.policy.max_extensions,
+        )
+    }
+
+    fn refusal_page(&self, route: &str, id: &str, r: &Refusal) -> Response {
+        r.log(route, id);
+        self.0.metrics.count(route, r.outcome());
+        let help = &self.0.help;
+        // The 403 page interpolates nothing from the request: the same bytes for every refusal.
+        let body = match r {
+            Refusal::Forbidden { .. } => pages::refused(&r.public_message(), help),
+            Refusal::Limit(m) => pages::limit(m, help),
+            Refusal::BadRequest(m) => pages::plain("Bad request", m, help),
+            Refusal::Unavailable { .. } => {
+                pages::plain("Try again later", &r.public_message(), help)
+            }
+        };
+        html(r.status(), body)
+    }
 }
 
 fn refusal_json(route: &str, id: &str, r: &Refusal, metrics: &ServiceMetrics) -> Response {
@@ -928,56 +1128,61 @@ fn refusal_json(route: &str, id: &str, r: &Refusal, metrics: &ServiceMetrics) ->
     (r.status(), Json(json!({ "error": r.public_message() }))).into_response()
 }
 
+fn too_large(state: &AppState, route: &str) -> Response {
+    state.0.metrics.count(route, "too-large");
+    html(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        pages::plain(
+            "Request too large",
+            "The request body is too large.",
+            &state.0.help,
+        ),
+    )
+}
+
 async fn extend_page(
     State(state): State<AppState>,
     Path(id): Path<String>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     const ROUTE: &str = "get-extend";
-    let m = &state.0.metrics;
     let Ok(Query(q)) = query else {
-        return refusal_page(
-            ROUTE,
-            &id,
-            &Refusal::BadRequest("malformed query".into()),
-            m,
-        );
+        return state.refusal_page(ROUTE, &id, &Refusal::BadRequest("malformed query".into()));
     };
     let days = match parse_days(q.days.as_deref()) {
         Ok(d) => d,
-        Err(r) => return refusal_page(ROUTE, &id, &r, m),
+        Err(r) => return state.refusal_page(ROUTE, &id, &r),
     };
     // GET never changes anything: it only checks and shows the form.
-    let c = match state.check(&id, days, q.token.as_deref()).await {
+    let c = match state
+        .check(&id, LinkAction::Extend(days), q.token.as_deref())
+        .await
+    {
         Ok(c) => c,
-        Err(r) => return refusal_page(ROUTE, &id, &r, m),
+        Err(r) => return state.refusal_page(ROUTE, &id, &r),
     };
-    m.count(ROUTE, "shown");
+    state.0.metrics.count(ROUTE, "shown");
     let token = q.token.unwrap_or_default();
-    let body = format!(
-        "<table>\
-         <tr><th>Resource</th><td><code>{id}</code></td></tr>\
-         <tr><th>Name</th><td>{name}</td></tr>\
-         <tr><th>Current deadline</th><td>{old}</td></tr>\
-         <tr><th>New deadline</th><td>{new}</td></tr>\
-         <tr><th>Extensions so far</th><td>{count} of {max}</td></tr>\
-         </table>\
-         <form method=\"post\" action=\"extend\">\
-         <input type=\"hidden\" name=\"days\" value=\"{days}\">\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <p><label>Reason (optional)<br><input type=\"text\" name=\"reason\" maxlength=\"{maxlen}\" size=\"50\"></label></p>\
-         <p><button type=\"submit\">Extend by {days} days</button></p>\
-         </form>",
-        id = escape_html(&c.resource.id),
-        name = escape_html(&c.resource.name),
-        old = escape_html(&c.old_deadline.to_string()),
-        new = escape_html(&c.new_deadline.to_string()),
-        count = c.extension_count,
-        max = state.0.policy.max_extensions,
-        token = escape_html(&token),
-        maxlen = MAX_REASON_CHARS,
-    );
-    page(StatusCode::OK, &format!("Extend by {days} days?"), &body)
+    let alternatives: Vec<(u32, String)> = state
+        .alternatives(&c)
+        .into_iter()
+        .filter_map(|(a, href)| match a {
+            LinkAction::Extend(d) => Some((d, href)),
+            LinkAction::Release => None,
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        pages::confirm_extend(
+            &state.facts(&c),
+            days,
+            c.new_deadline,
+            &token,
+            &alternatives,
+            state.0.clock.now(),
+            &state.0.help,
+        ),
+    )
 }
 
 async fn extend_form(
@@ -986,43 +1191,110 @@ async fn extend_form(
     form: Result<Form<ExtendForm>, FormRejection>,
 ) -> Response {
     const ROUTE: &str = "post-extend";
-    let m = &state.0.metrics;
     let f = match form {
         Ok(Form(f)) => f,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            m.count(ROUTE, "too-large");
-            return page(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "Request too large",
-                "<p>The request body is too large.</p>",
-            );
-        }
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(&state, ROUTE),
         Err(_) => {
-            return refusal_page(ROUTE, &id, &Refusal::BadRequest("malformed form".into()), m);
+            return state.refusal_page(ROUTE, &id, &Refusal::BadRequest("malformed form".into()));
         }
     };
     let days = match parse_days(f.days.as_deref()) {
         Ok(d) => d,
-        Err(r) => return refusal_page(ROUTE, &id, &r, m),
+        Err(r) => return state.refusal_page(ROUTE, &id, &r),
     };
     match state
-        .check_and_apply(&id, days, f.token.as_deref(), &f.reason)
+        .check_and_apply(&id, LinkAction::Extend(days), f.token.as_deref(), &f.reason)
         .await
     {
-        Ok(a) => {
-            m.count(ROUTE, "extended");
-            let body = format!(
-                "<p>The deadline of <code>{id}</code> moved from {old} to {new}.</p>\
-                 <p>Extensions so far: {count} of {max}.</p>",
-                id = escape_html(&a.resource_id),
-                old = escape_html(&a.old_deadline.to_string()),
-                new = escape_html(&a.new_deadline.to_string()),
-                count = a.extension_count,
-                max = state.0.policy.max_extensions,
-            );
-            page(StatusCode::OK, "Extended", &body)
+        Ok((c, a)) => {
+            state.0.metrics.count(ROUTE, "extended");
+            html(
+                StatusCode::OK,
+                pages::extended(
+                    &state.facts(&c),
+                    a.new_deadline,
+                    a.extension_count,
+                    &a.reason,
+                    state.0.clock.now(),
+                    &state.0.help,
+                ),
+            )
         }
-        Err(r) => refusal_page(ROUTE, &id, &r, m),
+        Err(r) => state.refusal_page(ROUTE, &id, &r),
+    }
+}
+
+async fn release_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<ReleaseQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    const ROUTE: &str = "get-release";
+    let Ok(Query(q)) = query else {
+        return state.refusal_page(ROUTE, &id, &Refusal::BadRequest("malformed query".into()));
+    };
+    // GET never changes anything: it only checks and shows the form.
+    let c = match state
+        .check(&id, LinkAction::Release, q.token.as_deref())
+        .await
+    {
+        Ok(c) => c,
+        Err(r) => return state.refusal_page(ROUTE, &id, &r),
+    };
+    state.0.metrics.count(ROUTE, "shown");
+    let token = q.token.unwrap_or_default();
+    let alternatives: Vec<(u32, String)> = state
+        .alternatives(&c)
+        .into_iter()
+        .filter_map(|(a, href)| match a {
+            LinkAction::Extend(d) => Some((d, href)),
+            LinkAction::Release => None,
+        })
+        .take(1)
+        .collect();
+    html(
+        StatusCode::OK,
+        pages::confirm_release(
+            &state.facts(&c),
+            &token,
+            &alternatives,
+            state.0.clock.now(),
+            &state.0.help,
+        ),
+    )
+}
+
+async fn release_form(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: Result<Form<ReleaseForm>, FormRejection>,
+) -> Response {
+    const ROUTE: &str = "post-release";
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => return too_large(&state, ROUTE),
+        Err(_) => {
+            return state.refusal_page(ROUTE, &id, &Refusal::BadRequest("malformed form".into()));
+        }
+    };
+    match state
+        .check_and_apply(&id, LinkAction::Release, f.token.as_deref(), &f.reason)
+        .await
+    {
+        Ok((c, a)) => {
+            state.0.metrics.count(ROUTE, "released");
+            html(
+                StatusCode::OK,
+                pages::released(
+                    &state.facts(&c),
+                    &sanitise(&c.claims.owner),
+                    &a.reason,
+                    a.new_deadline,
+                    &state.0.help,
+                ),
+            )
+        }
+        Err(r) => state.refusal_page(ROUTE, &id, &r),
     }
 }
 
@@ -1080,10 +1352,10 @@ async fn extend_json(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match state
-        .check_and_apply(&id, req.extend_days, token, &req.reason)
+        .check_and_apply(&id, LinkAction::Extend(req.extend_days), token, &req.reason)
         .await
     {
-        Ok(a) => {
+        Ok((_, a)) => {
             m.count(ROUTE, "extended");
             (StatusCode::OK, Json(a)).into_response()
         }
@@ -1173,7 +1445,7 @@ mod tests {
     #[test]
     fn html_is_escaped() {
         assert_eq!(
-            escape_html("<a href=\"x\">'&'</a>"),
+            ttl_teardown::snooze::escape_html("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
     }

@@ -21,7 +21,10 @@ use testbed::kafka::{Tansu, consume_all};
 use testbed::moto::Moto;
 use ttl_snooze::{AppState, Backends, Limits, serve_until};
 use ttl_teardown::config::TtlConfig;
-use ttl_teardown::snooze::token::{Claims, Keyring, extend_link};
+use ttl_teardown::snooze::token::{Claims, Keyring, LinkAction, extend_link};
+
+#[path = "browser/mod.rs"]
+mod browser;
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -94,7 +97,7 @@ fn deadline_of(ttl_days: i64, age_days: i64, extended: u32) -> Timestamp {
 fn claims(resource: &str, d: u32, deadline: Timestamp, count: u8) -> Claims {
     Claims {
         resource: resource.to_string(),
-        days: d,
+        action: LinkAction::Extend(d),
         deadline,
         extension_count: count,
         owner: OWNER.to_string(),
@@ -479,9 +482,13 @@ async fn bad_tokens_and_ineligible_resources_get_one_opaque_403_and_change_nothi
     let parts: Vec<&str> = good.split('.').collect();
     let tampered = {
         use base64::Engine;
-        let other = claims(&arn, 14, deadline, 0);
-        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(&other).expect("json"));
+        // The claims of a +14 link for the same state, under the +7 link's MAC.
+        let other = format!(
+            "14~{}~0~{}~{OWNER}",
+            deadline.as_second(),
+            deadline.as_second()
+        );
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(other);
         format!("{}.{}.{}.{}", parts[0], parts[1], body, parts[3])
     };
     let wrong_key = Keyring::from_keys(vec![("k1".into(), vec![9; 32])], "k1")

@@ -1,12 +1,22 @@
-//! Signed snooze tokens.
+//! Signed link tokens: the **Snooze +N days** and **Delete now** links of the warning emails.
 //!
-//! A token is `v1.<key id>.<claims>.<mac>`: the claims are base64url JSON, the MAC is
-//! HMAC-SHA256 over `v1.<key id>.<claims>` with the key named by the key id, so keys can rotate
-//! (sign with the active key, verify with any key still mounted) without breaking links already
-//! sent. The claims bind the resource, the requested days, the resource's **current deadline and
-//! extension count**, the owner it was sent to, and the link's own expiry (= the deadline). Once a
-//! snooze is applied the deadline and count change, so a used link no longer matches: it cannot be
-//! replayed.
+//! A token is `v2.<key id>.<claims>.<mac>`. The claims are base64url of a short text,
+//! `<action>~<deadline>~<extension count>~<expires>~<owner>` (action `7`, `14` … for a snooze
+//! of that many days, `r` for a release; instants as Unix seconds, with `.nanos` only when not
+//! whole), and the MAC is HMAC-SHA256, cut to its first 16 bytes (128 bits, the truncation
+//! RFC 2104 §5 allows), over `v2.<key id>.<claims>` **and the resource id**, with the key named
+//! by the key id. The resource id is bound by the MAC but not carried: it is already in the
+//! link's path, and the link stays about half as long (≈ 100 characters of token instead of
+//! ≈ 300). Keys can rotate (sign with the active key, verify with any key still mounted)
+//! without breaking links already sent.
+//!
+//! The claims bind the action, the resource's **current deadline and extension count**, the
+//! owner it was sent to, and the link's own expiry. Once a snooze or a release is applied the
+//! deadline changes, so a used link no longer matches — nor does its sibling in the same email:
+//! links are single use.
+//!
+//! `v1` tokens (JSON claims with the resource inside, full MAC), sent before this format, still
+//! verify until they expire (at most `max_lifetime` after they were sent, in practice a few days).
 //!
 //! Every verification failure is the same opaque [`TokenError`]: callers answer the same 403 for a
 //! forged, tampered, expired, unknown-key or mismatched token, whether or not the resource exists.
@@ -23,33 +33,90 @@ use serde::{Deserialize, Serialize};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-const VERSION: &str = "v1";
+const VERSION_V1: &str = "v1";
 
 /// Shortest accepted key, in bytes (HMAC-SHA256 wants at least its output size).
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// What a snooze link may do, and for which state of the resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a link asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkAction {
+    /// Extend the deadline by this many days (**Snooze +N days**).
+    Extend(u32),
+    /// Delete the resource at the next run (**Delete now**).
+    Release,
+}
+
+impl LinkAction {
+    fn encode(self) -> String {
+        match self {
+            LinkAction::Extend(days) => days.to_string(),
+            LinkAction::Release => "r".to_string(),
+        }
+    }
+
+    fn decode(text: &str) -> Option<LinkAction> {
+        match text {
+            "r" => Some(LinkAction::Release),
+            d => d.parse().ok().map(LinkAction::Extend),
+        }
+    }
+}
+
+/// What a link may do, and for which state of the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
-    /// The resource id (ARN or `k8s:…`).
-    #[serde(rename = "r")]
+    /// The resource id (ARN or `k8s:…`), bound by the MAC.
     pub resource: String,
-    /// Days to extend by.
-    #[serde(rename = "d")]
-    pub days: u32,
+    /// Snooze by N days, or release.
+    pub action: LinkAction,
     /// The resource's deadline when the link was made.
-    #[serde(rename = "dl")]
     pub deadline: Timestamp,
     /// The resource's extension count when the link was made.
-    #[serde(rename = "n")]
     pub extension_count: u8,
-    /// Who the link was sent to (recorded as who extended).
-    #[serde(rename = "o")]
+    /// Who the link was sent to (recorded as who extended or released).
     pub owner: String,
     /// The link stops working at this instant: when the resource can first be deleted (its
     /// deadline, or later after a late warning: `Decision::delete_not_before`).
-    #[serde(rename = "exp")]
     pub expires: Timestamp,
+}
+
+/// The claims of a `v1` token (JSON), still accepted until they expire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ClaimsV1 {
+    #[serde(rename = "r")]
+    resource: String,
+    #[serde(rename = "d")]
+    days: u32,
+    #[serde(rename = "dl")]
+    deadline: Timestamp,
+    #[serde(rename = "n")]
+    extension_count: u8,
+    #[serde(rename = "o")]
+    owner: String,
+    #[serde(rename = "exp")]
+    expires: Timestamp,
+}
+
+/// Bytes of the HMAC-SHA256 tag kept in a `v2` token.
+const MAC_BYTES: usize = 16;
+
+fn encode_instant(t: Timestamp) -> String {
+    let nanos = t.subsec_nanosecond();
+    if nanos == 0 {
+        t.as_second().to_string()
+    } else {
+        // Negative subsecond parts only occur before 1970; keep the exact instant anyway.
+        format!("{}.{nanos}", t.as_second())
+    }
+}
+
+fn decode_instant(text: &str) -> Option<Timestamp> {
+    let (secs, nanos) = match text.split_once('.') {
+        Some((s, n)) => (s.parse().ok()?, n.parse().ok()?),
+        None => (text.parse().ok()?, 0),
+    };
+    Timestamp::new(secs, nanos).ok()
 }
 
 /// A token was refused. Deliberately says nothing about why (logs may, answers must not).
@@ -162,18 +229,41 @@ impl Keyring {
         mac
     }
 
-    /// Signs `claims` with the active key.
+    /// Signs `claims` with the active key, as a `v2` token.
     pub fn sign(&self, claims: &Claims) -> String {
-        // Serialising a struct of strings, numbers and timestamps cannot fail.
-        let json = serde_json::to_vec(claims).unwrap_or_default();
-        let signed = format!("{VERSION}.{}.{}", self.active, URL_SAFE_NO_PAD.encode(json));
+        let body = format!(
+            "{}~{}~{}~{}~{}",
+            claims.action.encode(),
+            encode_instant(claims.deadline),
+            claims.extension_count,
+            encode_instant(claims.expires),
+            claims.owner
+        );
+        let signed = format!("v2.{}.{}", self.active, URL_SAFE_NO_PAD.encode(body));
         let key = &self.keys[&self.active];
-        let tag = Self::mac(key, &signed).finalize().into_bytes();
-        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+        let tag = Self::mac_v2(key, &signed, &claims.resource)
+            .finalize()
+            .into_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&tag[..MAC_BYTES]))
     }
 
-    /// Checks the MAC (in constant time) with the key the token names, then the expiry.
-    pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, TokenError> {
+    fn mac_v2(key: &SecretSlice<u8>, signed: &str, resource: &str) -> HmacSha256 {
+        // A NUL cannot occur in the signed part (base64url and a key id), so the split between
+        // the two inputs is unambiguous.
+        let mut mac = Self::mac(key, signed);
+        mac.update(b"\0");
+        mac.update(resource.as_bytes());
+        mac
+    }
+
+    /// Checks the MAC (in constant time) with the key the token names, for the `resource` the
+    /// link is about (the id in its path), then the expiry.
+    pub fn verify(
+        &self,
+        token: &str,
+        resource: &str,
+        now: Timestamp,
+    ) -> Result<Claims, TokenError> {
         let refuse = |detail| Err(TokenError { detail });
         let mut parts = token.split('.');
         let (Some(version), Some(kid), Some(body), Some(tag), None) = (
@@ -185,7 +275,7 @@ impl Keyring {
         ) else {
             return refuse("malformed");
         };
-        if version != VERSION {
+        if version != "v2" && version != VERSION_V1 {
             return refuse("unknown version");
         }
         let Some(key) = self.keys.get(kid) else {
@@ -195,36 +285,133 @@ impl Keyring {
             return refuse("malformed mac");
         };
         let signed = &token[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1];
-        if Self::mac(key, signed).verify_slice(&tag).is_err() {
-            return refuse("bad mac");
-        }
-        let Ok(json) = URL_SAFE_NO_PAD.decode(body) else {
+        let Ok(body) = URL_SAFE_NO_PAD.decode(body) else {
             return refuse("malformed claims");
         };
-        let Ok(claims) = serde_json::from_slice::<Claims>(&json) else {
-            return refuse("malformed claims");
+        let claims = if version == "v2" {
+            // Constant time, over the first MAC_BYTES of the tag.
+            if tag.len() != MAC_BYTES
+                || Self::mac_v2(key, signed, resource)
+                    .verify_truncated_left(&tag)
+                    .is_err()
+            {
+                return refuse("bad mac");
+            }
+            let Some(claims) = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|b| Self::parse_v2(b, resource))
+            else {
+                return refuse("malformed claims");
+            };
+            claims
+        } else {
+            if Self::mac(key, signed).verify_slice(&tag).is_err() {
+                return refuse("bad mac");
+            }
+            let Ok(c) = serde_json::from_slice::<ClaimsV1>(&body) else {
+                return refuse("malformed claims");
+            };
+            if c.resource != resource {
+                return refuse("token is for another resource");
+            }
+            Claims {
+                resource: c.resource,
+                action: LinkAction::Extend(c.days),
+                deadline: c.deadline,
+                extension_count: c.extension_count,
+                owner: c.owner,
+                expires: c.expires,
+            }
         };
         if now >= claims.expires {
             return refuse("expired");
         }
         Ok(claims)
     }
+
+    fn parse_v2(body: &str, resource: &str) -> Option<Claims> {
+        let mut f = body.splitn(5, '~');
+        let action = LinkAction::decode(f.next()?)?;
+        let deadline = decode_instant(f.next()?)?;
+        let extension_count = f.next()?.parse().ok()?;
+        let expires = decode_instant(f.next()?)?;
+        let owner = f.next()?.to_string();
+        Some(Claims {
+            resource: resource.to_string(),
+            action,
+            deadline,
+            extension_count,
+            owner,
+            expires,
+        })
+    }
+
+    /// Signs a `v1` token (the format sent before `v2`), for tests of old links.
+    #[doc(hidden)]
+    pub fn sign_v1(&self, claims: &Claims) -> String {
+        let days = match claims.action {
+            LinkAction::Extend(d) => d,
+            LinkAction::Release => 0,
+        };
+        let v1 = ClaimsV1 {
+            resource: claims.resource.clone(),
+            days,
+            deadline: claims.deadline,
+            extension_count: claims.extension_count,
+            owner: claims.owner.clone(),
+            expires: claims.expires,
+        };
+        let json = serde_json::to_vec(&v1).unwrap_or_default();
+        let signed = format!(
+            "{VERSION_V1}.{}.{}",
+            self.active,
+            URL_SAFE_NO_PAD.encode(json)
+        );
+        let tag = Self::mac(&self.keys[&self.active], &signed)
+            .finalize()
+            .into_bytes();
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
 }
 
-/// The link an owner clicks: `GET {base}/v1/resources/{id}/extend?days=N&token=…`, with the
-/// resource id percent-encoded as one path segment.
+/// Characters of a resource id kept as they are in a link's path segment: RFC 3986's
+/// unreserved characters and `:` and `@` (allowed in a path segment). Everything else, `/`
+/// first, is percent-encoded, so the id stays one segment.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b':')
+    .remove(b'@');
+
+/// The link an owner clicks:
+/// - `GET {base}/v1/resources/{id}/extend?days=N&token=…` for a snooze,
+/// - `GET {base}/v1/resources/{id}/release?token=…` for **Delete now**,
+///
+/// with the resource id as one path segment (only what must be is percent-encoded; an ARN's
+/// `/` becomes `%2F`) and the token as it is (base64url and dots need no encoding).
+pub fn link(base_url: &str, resource: &str, action: LinkAction, token: &str) -> String {
+    let id = percent_encoding::utf8_percent_encode(resource, PATH_SEGMENT);
+    let base = base_url.trim_end_matches('/');
+    match action {
+        LinkAction::Extend(days) => {
+            format!("{base}/v1/resources/{id}/extend?days={days}&token={token}")
+        }
+        LinkAction::Release => format!("{base}/v1/resources/{id}/release?token={token}"),
+    }
+}
+
+/// [`link`] for a snooze of `days`.
 pub fn extend_link(base_url: &str, resource: &str, days: u32, token: &str) -> String {
-    let id = percent_encoding::utf8_percent_encode(resource, percent_encoding::NON_ALPHANUMERIC);
-    let token = percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC);
-    format!(
-        "{}/v1/resources/{id}/extend?days={days}&token={token}",
-        base_url.trim_end_matches('/')
-    )
+    link(base_url, resource, LinkAction::Extend(days), token)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ARN: &str = "arn:aws:ec2:us-east-1:123456789012:instance/i-1";
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
@@ -240,8 +427,8 @@ mod tests {
 
     fn claims() -> Claims {
         Claims {
-            resource: "arn:aws:ec2:us-east-1:123456789012:instance/i-1".into(),
-            days: 7,
+            resource: ARN.into(),
+            action: LinkAction::Extend(7),
             deadline: ts("2026-11-25T10:00:00Z"),
             extension_count: 0,
             owner: "dev@example.com".into(),
@@ -253,14 +440,48 @@ mod tests {
     fn a_signed_token_verifies_and_rotation_keeps_old_links_working() {
         let now = ts("2026-11-24T10:00:00Z");
         let token = keyring("k1").sign(&claims());
-        assert_eq!(keyring("k1").verify(&token, now), Ok(claims()));
+        assert_eq!(keyring("k1").verify(&token, ARN, now), Ok(claims()));
         // Rotated: k2 signs now, k1 still verifies the links already sent.
-        assert_eq!(keyring("k2").verify(&token, now), Ok(claims()));
+        assert_eq!(keyring("k2").verify(&token, ARN, now), Ok(claims()));
         // k1 removed: its links stop working.
         let only_k2 = Keyring::from_keys(vec![("k2".into(), vec![2; 32])], "k2").expect("keys");
         assert_eq!(
-            only_k2.verify(&token, now).map_err(|e| e.detail),
+            only_k2.verify(&token, ARN, now).map_err(|e| e.detail),
             Err("unknown key id")
+        );
+    }
+
+    #[test]
+    fn tokens_are_compact_and_carry_every_claim_exactly() {
+        let ring = keyring("k1");
+        let mut c = claims();
+        c.action = LinkAction::Release;
+        // A fractional deadline (from a fractional created_at) survives exactly.
+        c.deadline = ts("2026-11-25T10:00:00.123456789Z");
+        c.extension_count = 2;
+        let token = ring.sign(&c);
+        assert!(token.starts_with("v2.k1."), "{token}");
+        assert!(token.len() < 110, "{} characters: {token}", token.len());
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "needs no percent-encoding: {token}"
+        );
+        assert_eq!(ring.verify(&token, ARN, ts("2026-11-24T10:00:00Z")), Ok(c));
+    }
+
+    #[test]
+    fn v1_tokens_sent_before_still_verify_until_they_expire() {
+        let ring = keyring("k1");
+        let token = ring.sign_v1(&claims());
+        assert!(token.starts_with("v1.k1."));
+        let now = ts("2026-11-24T10:00:00Z");
+        assert_eq!(ring.verify(&token, ARN, now), Ok(claims()));
+        assert!(ring.verify(&token, "arn:other", now).is_err());
+        assert!(
+            ring.verify(&token, ARN, ts("2026-11-25T10:00:00Z"))
+                .is_err()
         );
     }
 
@@ -270,39 +491,48 @@ mod tests {
         let ring = keyring("k1");
         let token = ring.sign(&claims());
         let parts: Vec<&str> = token.split('.').collect();
-        let mut other = claims();
-        other.days = 14;
         let swapped_body = format!(
             "{}.{}.{}.{}",
             parts[0],
             parts[1],
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).expect("json")),
+            URL_SAFE_NO_PAD.encode("14~1795600800~0~1795600800~dev@example.com"),
             parts[3]
         );
         let wrong_key = Keyring::from_keys(vec![("k1".into(), vec![9; 32])], "k1")
             .expect("keys")
             .sign(&claims());
         let cases = [
-            (swapped_body.as_str(), "bad mac"),
-            (wrong_key.as_str(), "bad mac"),
-            ("v1.k1.e30.AAAA", "bad mac"),
-            ("garbage", "malformed"),
-            ("v2.k1.a.b", "unknown version"),
+            (swapped_body.as_str(), ARN, "bad mac"),
+            (wrong_key.as_str(), ARN, "bad mac"),
+            // The same token for another resource (the id is bound by the MAC).
+            (
+                token.as_str(),
+                "arn:aws:ec2:us-east-1:123456789012:instance/i-2",
+                "bad mac",
+            ),
+            ("v2.k1.e30.AAAA", ARN, "bad mac"),
+            ("v1.k1.e30.AAAA", ARN, "bad mac"),
+            ("garbage", ARN, "malformed"),
+            ("v3.k1.a.b", ARN, "unknown version"),
         ];
-        for (t, why) in cases {
-            assert_eq!(ring.verify(t, now).map_err(|e| e.detail), Err(why), "{t}");
+        for (t, id, why) in cases {
+            assert_eq!(
+                ring.verify(t, id, now).map_err(|e| e.detail),
+                Err(why),
+                "{t}"
+            );
         }
         assert_eq!(
-            ring.verify(&token, ts("2026-11-25T10:00:00Z"))
+            ring.verify(&token, ARN, ts("2026-11-25T10:00:00Z"))
                 .map_err(|e| e.detail),
             Err("expired")
         );
         // Every refusal reads the same to the caller.
         assert_eq!(
-            ring.verify("garbage", now)
+            ring.verify("garbage", ARN, now)
                 .expect_err("refused")
                 .to_string(),
-            ring.verify(&token, ts("2027-01-01T00:00:00Z"))
+            ring.verify(&token, ARN, ts("2027-01-01T00:00:00Z"))
                 .expect_err("refused")
                 .to_string()
         );
@@ -324,16 +554,23 @@ mod tests {
     }
 
     #[test]
-    fn links_encode_the_resource_as_one_path_segment() {
-        let link = extend_link(
-            "https://snooze.example.com/",
-            "k8s:deployment/preview-1/web",
-            7,
-            "v1.k1.x.y",
+    fn links_encode_the_resource_as_one_path_segment_and_nothing_more() {
+        assert_eq!(
+            extend_link(
+                "https://snooze.example.com/",
+                "k8s:deployment/preview-1/web_a.b",
+                7,
+                "v2.k1.x-y.z_w"
+            ),
+            "https://snooze.example.com/v1/resources/k8s:deployment%2Fpreview-1%2Fweb_a.b/extend?days=7&token=v2.k1.x-y.z_w"
         );
         assert_eq!(
-            link,
-            "https://snooze.example.com/v1/resources/k8s%3Adeployment%2Fpreview%2D1%2Fweb/extend?days=7&token=v1%2Ek1%2Ex%2Ey"
+            link("https://s.example", ARN, LinkAction::Release, "v2.k1.a.b"),
+            "https://s.example/v1/resources/arn:aws:ec2:us-east-1:123456789012:instance%2Fi-1/release?token=v2.k1.a.b"
+        );
+        // Anything that could end the segment or the query is encoded.
+        assert!(
+            link("https://s", "a?b#c d%", LinkAction::Release, "t").contains("a%3Fb%23c%20d%25")
         );
     }
 }
