@@ -158,6 +158,7 @@ mod tests {
             state: "running".into(),
             tags: Ok(t),
             never: None,
+            attributes: None,
         }
     }
 
