@@ -45,7 +45,7 @@ pub fn footer(snooze: &SnoozeConfig, policy: &TagPolicy) -> Footer {
         contact: snooze.contact(),
         deletion_note: snooze.deletion_note().to_string(),
         opt_out: format!("{}=false", policy.keys.auto_teardown),
-        owner_tag: format!("owner (tag {})", policy.keys.owner),
+        owner_tag: policy.keys.owner.clone(),
     }
 }
 

@@ -72,7 +72,7 @@ pub struct Footer {
     pub deletion_note: String,
     /// The tag that opts a resource out for good, as `key=value` (`auto-teardown=false`).
     pub opt_out: String,
-    /// The owner tag's key (why the reader gets this).
+    /// The owner tag's key (why the reader gets this), e.g. `owner`.
     pub owner_tag: String,
 }
 
@@ -172,24 +172,28 @@ impl OwnerEmail {
         let n = self.cards.len();
         let first = self.cards.iter().map(|c| c.delete_at).min();
         let first = first.map(|t| relative(self.now, t)).unwrap_or_default();
-        let what = if n == 1 {
-            "A resource you own is due".to_string()
+        if n == 1 {
+            format!(
+                "A resource you own is due for automatic deletion {first}. Nothing is needed if \
+                 you are done with it. To keep it, snooze it below; each link asks you to \
+                 confirm before anything changes."
+            )
         } else {
-            format!("{n} resources you own are due")
-        };
-        format!(
-            "{what} for automatic deletion, the first {first}. Nothing is needed if you are done \
-             with them. To keep one, snooze it below; each link asks you to confirm before \
-             anything changes."
-        )
+            format!(
+                "{n} resources you own are due for automatic deletion, the first {first}. \
+                 Nothing is needed if you are done with them. To keep one, snooze it below; \
+                 each link asks you to confirm before anything changes."
+            )
+        }
     }
 
     fn footer_lines(&self) -> Vec<String> {
         let f = &self.footer;
         vec![
             format!(
-                "Sent by {} (the ttl-teardown job) to you as the {} of these resources: they are \
-                 opted in to automatic teardown and their time to live is running out.",
+                "Sent by {} (the ttl-teardown job) to you, as the owner named in the {} tag of \
+                 these resources: they are opted in to automatic teardown and their time to \
+                 live is running out.",
                 f.sender, f.owner_tag
             ),
             format!(
@@ -639,7 +643,7 @@ mod tests {
                 contact: "#platform-help".into(),
                 deletion_note: "Deletion is permanent.".into(),
                 opt_out: "auto-teardown=false".into(),
-                owner_tag: "owner (tag owner)".into(),
+                owner_tag: "owner".into(),
             },
         }
         .sorted()

@@ -105,10 +105,12 @@ async fn one_email_per_owner_with_signed_links_and_no_repeat() {
 
     let alice = mail_to("alice@example.com");
     // Two of the three are in their final 24 hours (one of them first warned late): the
-    // subject says so rather than calling all three final.
+    // subject says so rather than calling all three final, and gives the true earliest
+    // deletion: a final warning buys the notice period (24 h), so the one due in 20 h goes in
+    // 24 h, like the late one.
     assert_eq!(
         alice.subject().unwrap_or_default(),
-        "[ttl-teardown] 3 of your resources will be deleted in 20–30 h (final warning for 2)"
+        "[ttl-teardown] 3 of your resources will be deleted in 24–30 h (final warning for 2)"
     );
     let text_body = alice.text_body().expect("text part");
     let html_body = alice.html_body().expect("html part");
@@ -253,5 +255,52 @@ async fn an_smtp_failure_leaves_the_stage_unrecorded_for_the_next_run() {
         bed.instance_tag(&carol, "ttl-notified-stage")
             .await
             .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_release_from_delete_now_is_deleted_at_the_next_run_without_a_new_warning() {
+    use aws_sdk_ec2::types::InstanceStateName;
+    let bed = Bed::start().await;
+    let now: jiff::Timestamp = "2026-11-23T12:00:00Z".parse().expect("timestamp");
+    let released_at = (now - jiff::SignedDuration::from_hours(1)).to_string();
+    // Due in 30 h, warned 48 h ahead, then released by its owner an hour ago.
+    let mut released = tags(30, false);
+    released.insert("ttl-released-at".into(), released_at.clone());
+    released.insert("ttl-released-by".into(), "dev@example.com".into());
+    let released = bed.instance(&released, &[]).await;
+    // Released too, but production: the release never overrides eligibility.
+    let mut prod = tags(30, false);
+    prod.insert("environment".into(), "prod".into());
+    prod.insert("ttl-released-at".into(), released_at);
+    let prod = bed.instance(&prod, &[]).await;
+    let untouched = bed.instance(&tags(30, false), &[]).await;
+    let config = bed.config("");
+
+    let out = bed.run(&config, true).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        matches!(
+            bed.instance_state(&released).await,
+            Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown) | None
+        ),
+        "released and eligible: deleted at the next run: {stdout}"
+    );
+    assert!(
+        stdout.contains("owner's consent"),
+        "the reason says why no notice period: {stdout}"
+    );
+    assert_eq!(
+        bed.instance_state(&prod).await,
+        Some(InstanceStateName::Running)
+    );
+    assert_eq!(
+        bed.instance_state(&untouched).await,
+        Some(InstanceStateName::Running)
     );
 }
