@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod event;
 pub mod harness;
+pub mod iam;
 pub mod kafka;
 pub mod lock;
 pub mod logging;

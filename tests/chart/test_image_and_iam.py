@@ -10,7 +10,8 @@ from conftest import CHART, REPO, run, tool
 IAM = CHART / "iam"
 
 # Which actions each document grants is checked against the code, not a list kept here: the Rust
-# tests `ttl_teardown::iam` and `ttl_snooze::iam` compare every statement with the actions the
+# tests `iam::statements` of ttl-teardown, ttl-snooze, usage-reporting and secret-rotation (through
+# `common::iam`) compare every statement with the actions the
 # inventory's kinds declare (`inventory::kinds::iam_actions`), and the inventory's provider test
 # `actions::every_kind_calls_exactly_the_iam_actions_it_declares` compares those with the requests
 # moto receives. What is checked here is the documents' shape and the few rules about placement.
@@ -28,7 +29,9 @@ def actions(doc: dict) -> set[str]:
 
 def test_every_workload_has_a_plain_policy_document_with_sorted_actions():
     names = sorted(p.stem for p in IAM.glob("*.json"))
-    assert names == ["certificate-checker", "ttl-snooze", "ttl-teardown"]
+    assert names == [
+        "certificate-checker", "secret-rotation", "ttl-snooze", "ttl-teardown", "usage-reporting",
+    ]
     for name in names:
         doc = policy(name)
         assert set(doc) == {"Version", "Statement"} and doc["Version"] == "2012-10-17", name
@@ -57,6 +60,26 @@ def test_ttl_snooze_reads_and_tags_but_never_deletes():
     assert snooze < actions(policy("ttl-teardown"))
     assert not [a for a in snooze if DESTRUCTIVE.search(a)], snooze
     assert {"ec2:CreateTags", "rds:AddTagsToResource", "ec2:DescribeInstances"} <= snooze
+
+
+def test_usage_reporting_only_reads():
+    doc = policy("usage-reporting")
+    usage = actions(doc)
+    assert not [a for a in usage if DESTRUCTIVE.search(a) or "Tag" in a.split(":")[1]
+                and not a.split(":")[1].startswith(("Get", "List", "Describe"))], usage
+    (assume,) = [s for s in doc["Statement"] if "sts:AssumeRole" in s["Action"]]
+    assert assume["Resource"] == "arn:aws:iam::*:role/${target_role_name}"
+    read = {a for s in policy("ttl-teardown")["Statement"] if s["Sid"] == "ListAndDescribe"
+            for a in s["Action"]}
+    assert usage - {"sts:AssumeRole"} == read, "it lists what the TTL job lists, to count it"
+
+
+def test_secret_rotation_touches_only_rds_instances():
+    doc = policy("secret-rotation")
+    (rds,) = [s for s in doc["Statement"] if s["Sid"] == "SetRdsMasterPasswords"]
+    assert rds["Action"] == ["rds:DescribeDBInstances", "rds:ModifyDBInstance"]
+    assert rds["Resource"] == "arn:aws:rds:*:*:db:*", "DB instances only, never clusters or snapshots"
+    assert actions(doc) == {"rds:DescribeDBInstances", "rds:ModifyDBInstance", "sts:AssumeRole"}
 
 
 def test_certificate_checker_calls_no_aws():

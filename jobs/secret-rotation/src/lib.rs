@@ -11,6 +11,7 @@
 //! [`notices`] (owner mails), [`job`] (the `Job` impl, findings, metrics, table).
 
 pub mod config;
+pub mod iam;
 pub mod inventory;
 pub mod job;
 pub mod journal;

@@ -15,6 +15,7 @@ pub mod controlplane;
 pub mod error;
 pub mod forecast;
 pub mod histogram;
+pub mod iam;
 pub mod job;
 pub mod metrics;
 pub mod output;

@@ -26,18 +26,10 @@ pub fn statements() -> Vec<(&'static str, Vec<&'static str>)> {
 
 #[cfg(test)]
 mod tests {
-    use ttl_teardown::iam::{chart_document, owned};
-
     use super::*;
 
     #[test]
     fn the_charts_policy_document_grants_exactly_what_the_service_calls() {
-        let want = owned(statements());
-        assert_eq!(
-            chart_document("ttl-snooze"),
-            want,
-            "iam/ttl-snooze.json drifted from the kinds' iam_actions; its statements should be {}",
-            serde_json::to_string_pretty(&want).expect("json")
-        );
+        common::iam::assert_document_grants("ttl-snooze", statements());
     }
 }

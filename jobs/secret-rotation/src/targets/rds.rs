@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::TargetError;
 
+/// The IAM actions this target calls (the chart's `iam/secret-rotation.json`, via
+/// [`crate::iam`]), sorted.
+pub const IAM_ACTIONS: &[&str] = &["rds:DescribeDBInstances", "rds:ModifyDBInstance"];
+
 /// An RDS instance.
 pub struct Rds {
     /// The SDK client for its account and region.

@@ -353,6 +353,21 @@ async fn an_rds_master_password_is_modified_with_the_new_value() {
             .any(|b| form_value(b, "Action").as_deref() == Some("DescribeDBInstances")),
         "it polled until the change was no longer pending"
     );
+    // What the chart's iam/secret-rotation.json grants (checked against it by `iam`'s test) is
+    // exactly what went over the wire: every request here is a query-protocol RDS call.
+    let called: std::collections::BTreeSet<String> = sent
+        .iter()
+        .filter_map(|b| form_value(b, "Action"))
+        .map(|a| format!("rds:{a}"))
+        .collect();
+    assert_eq!(
+        called,
+        secret_rotation::targets::rds::IAM_ACTIONS
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        "the RDS calls are exactly the declared IAM actions"
+    );
     bed.leak_scan(&[&out], &bed.all_values("db/rds").await)
         .await;
 }
