@@ -594,6 +594,36 @@ impl Bed {
             .context("no node group ARN")
     }
 
+    /// One resource of every AWS kind, named `<prefix><name>`, all tagged `t`; the bucket
+    /// versioned and holding versions, a marker and an upload, the role furnished and in use by
+    /// the instance, the target group pointing at the instance.
+    #[allow(dead_code)] // the TTL and fault tiers' fixture (they include this file by path)
+    pub async fn platform(&self, prefix: &str, t: &BTreeMap<String, String>) -> Result<()> {
+        let n = |name: &str| format!("{prefix}{name}");
+        let ami = self.ami().await?;
+        let role = self.role(&n("app-role"), t).await?;
+        self.furnish_role(&n("app-role"), &n("app-profile")).await?;
+        let sg = self.group(&n("app"), t).await?;
+        let web = self
+            .instance_with(&ami, &[&sg], t, Some(&n("app-profile")))
+            .await?;
+        self.volume(5, t).await?;
+        self.db(&n("db1"), &[], t).await?;
+        self.snapshot(&n("db1"), &n("s1"), t).await?;
+        self.autoscaling_group(&n("workers"), &ami, 1, t).await?;
+        let lb_sg = self.group(&n("lb"), t).await?;
+        let lb = self.load_balancer(&n("front"), &lb_sg, t).await?;
+        let tg = self.target_group(&n("front-tg"), t).await?;
+        self.listener(&lb, &tg).await?;
+        self.register_target(&tg, &web).await?;
+        self.bucket(&n("scratch"), t).await?;
+        self.fill_versioned(&n("scratch")).await?;
+        self.function(&n("api"), &role, &[], t).await?;
+        self.cluster(&n("dev"), &role).await?;
+        self.nodegroup(&n("dev"), &n("pool"), &role, t).await?;
+        Ok(())
+    }
+
     /// One opted-in resource of every AWS kind.
     pub async fn one_of_each_kind(&self) -> Result<Vec<Seeded>> {
         let ami = self.ami().await?;

@@ -7,10 +7,14 @@
 //! For sinks that must refuse plaintext, [`securekafka`] puts tansu behind Debian's stunnel
 //! ([`stunnel`]) and/or [`saslgate`], a SASL gate of our own, with certificates from [`pki`].
 //!
+//! [`faultproxy`] goes in front of any of them to throttle (shaped like the real service), delay,
+//! fail, reset or blackhole a seeded share of the requests.
+//!
 //! A service that cannot start is an error that says which service and why; tests never skip.
 
 pub mod apikeys;
 pub mod fakekube;
+pub mod faultproxy;
 pub mod fixtures;
 pub mod kafka;
 pub mod kafka_connect;

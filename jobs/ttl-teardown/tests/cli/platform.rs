@@ -40,47 +40,6 @@ const WHITELIST: &str = r#"never_delete:
 /// Where the audit is archived.
 const ARCHIVE_BUCKET: &str = "governance-audit";
 
-/// One resource of every AWS kind, named `<prefix><name>`, all tagged `t`; the bucket
-/// versioned and holding versions, a marker and an upload, the role furnished and in use by
-/// the instance, the target group pointing at the instance.
-async fn platform(aws: &seed::Bed, prefix: &str, t: &BTreeMap<String, String>) {
-    let n = |name: &str| format!("{prefix}{name}");
-    let ami = aws.ami().await.expect("ami");
-    let role = aws.role(&n("app-role"), t).await.expect("role");
-    aws.furnish_role(&n("app-role"), &n("app-profile"))
-        .await
-        .expect("role parts");
-    let sg = aws.group(&n("app"), t).await.expect("group");
-    let web = aws
-        .instance_with(&ami, &[&sg], t, Some(&n("app-profile")))
-        .await
-        .expect("instance");
-    aws.volume(5, t).await.expect("volume");
-    aws.db(&n("db1"), &[], t).await.expect("db");
-    aws.snapshot(&n("db1"), &n("s1"), t)
-        .await
-        .expect("snapshot");
-    aws.autoscaling_group(&n("workers"), &ami, 1, t)
-        .await
-        .expect("asg");
-    let lb_sg = aws.group(&n("lb"), t).await.expect("lb group");
-    let lb = aws.load_balancer(&n("front"), &lb_sg, t).await.expect("lb");
-    let tg = aws.target_group(&n("front-tg"), t).await.expect("tg");
-    aws.listener(&lb, &tg).await.expect("listener");
-    aws.register_target(&tg, &web).await.expect("target");
-    aws.bucket(&n("scratch"), t).await.expect("bucket");
-    aws.fill_versioned(&n("scratch"))
-        .await
-        .expect("bucket contents");
-    aws.function(&n("api"), &role, &[], t)
-        .await
-        .expect("function");
-    aws.cluster(&n("dev"), &role).await.expect("cluster");
-    aws.nodegroup(&n("dev"), &n("pool"), &role, t)
-        .await
-        .expect("node group");
-}
-
 /// `tags` plus `key=value`.
 fn but(t: &BTreeMap<String, String>, key: &str, value: &str) -> BTreeMap<String, String> {
     seed::with(t.clone(), key, value)
@@ -125,9 +84,15 @@ fn config(bed: &Bed, bucket: &str) -> std::path::PathBuf {
 async fn execute_takes_the_platform_apart_in_dependency_order_archives_and_spares_the_protected() {
     let bed = Bed::start().await;
     let expired = tags(-5, true);
-    platform(&bed.aws, "", &expired).await;
-    platform(&bed.aws, "prod-", &but(&expired, "environment", "prod")).await;
-    platform(&bed.aws, "rst-", &but(&expired, "data-class", "restricted")).await;
+    bed.aws.platform("", &expired).await.expect("platform");
+    bed.aws
+        .platform("prod-", &but(&expired, "environment", "prod"))
+        .await
+        .expect("prod twins");
+    bed.aws
+        .platform("rst-", &but(&expired, "data-class", "restricted"))
+        .await
+        .expect("restricted twins");
     // Whitelisted by ARN, otherwise as expired as the rest; the role the protected function
     // runs as is held by it (it waits for the function), so it stays too.
     let role = bed.aws.role("stoa-role", &expired).await.expect("role");
