@@ -32,8 +32,26 @@ pub fn binary(name: &str) -> PathBuf {
 /// Runs binary `name` in `cwd` with `args` and extra environment; no inherited GOV_* settings
 /// or RUST_LOG.
 pub async fn run(name: &str, cwd: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    spawn(name, cwd, args, env)
+        .wait_with_output()
+        .await
+        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+}
+
+/// Starts binary `name` as [`run`] does, with stdout and stderr captured, and returns at once
+/// (for a test that breaks something while it runs). Killed when dropped.
+pub fn spawn(
+    name: &str,
+    cwd: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::new(binary(name));
-    cmd.current_dir(cwd).args(args).kill_on_drop(true);
+    cmd.current_dir(cwd)
+        .args(args)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("GOV_") || k == "RUST_LOG" {
             cmd.env_remove(k);
@@ -42,9 +60,7 @@ pub async fn run(name: &str, cwd: &Path, args: &[&str], env: &[(&str, String)]) 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output()
-        .await
-        .unwrap_or_else(|e| panic!("run {name}: {e}"))
+    cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"))
 }
 
 /// Stdout and stderr as text, for assertion messages.

@@ -127,6 +127,33 @@ impl Tansu {
         self.process.stop();
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open and nothing is answered, as in a
+    /// network partition or a broker stuck in a pause. Unlike [`Tansu::stop`] it keeps what it
+    /// stored: [`Tansu::thaw`] resumes it as it was.
+    pub fn freeze(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGSTOP, "freeze")
+    }
+
+    /// Resumes a frozen broker (SIGCONT).
+    pub fn thaw(&self) -> Result<()> {
+        self.signal(nix::sys::signal::Signal::SIGCONT, "thaw")
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal, what: &str) -> Result<()> {
+        let unexpected = |detail: String| Error::Unexpected {
+            service: "tansu".into(),
+            action: what.into(),
+            detail,
+        };
+        let pid = self
+            .process
+            .pid()
+            .ok_or_else(|| unexpected("the broker is not running".into()))?;
+        let pid = i32::try_from(pid).map_err(|e| unexpected(e.to_string()))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
+            .map_err(|e| unexpected(e.to_string()))
+    }
+
     /// The underlying process, e.g. for its log.
     pub fn process(&self) -> &ManagedProcess {
         &self.process
