@@ -951,3 +951,161 @@ async fn the_binary_refuses_to_start_without_kafka_brokers() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("job.snooze"), "{stderr}");
 }
+
+/// Loopback load, bounded: `GOV_SNOOZE_LOAD_CLIENTS` clients (default 200), each with its own
+/// address behind the trusted ingress, requesting for `GOV_SNOOZE_LOAD_SECS` (default 3; the
+/// record figure in README.md is 30) as fast as answers come — one in ten a valid link's
+/// confirmation page (a lookup in moto), the rest a bad link (403). No answer may be a 5xx or
+/// a dropped connection, and no client gets more than its rate limit answered. Then the same
+/// valid link POSTed 50 times at once: exactly one extension, one event. The figures (p50/p99,
+/// requests per second) are printed, not asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_load_no_5xx_each_clients_limit_holds_and_one_link_extends_once() {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (clients, secs) = (
+        env("GOV_SNOOZE_LOAD_CLIENTS", 200),
+        env("GOV_SNOOZE_LOAD_SECS", 3),
+    );
+    let bed = Bed::start().await;
+    let arn = bed.instance(&tags(7, 5, 0, 0)).await;
+    let limit: u32 = 10;
+    let server = start_server(
+        &bed.broker.bootstrap(),
+        bed.parts(whitelist(None)),
+        Limits {
+            rate_per_minute: limit,
+            body_bytes: 16 * 1024,
+            trusted_proxies: vec!["127.0.0.0/8".parse().expect("cidr")],
+        },
+    )
+    .await;
+    let token = keyring().sign(&claims(&arn, 7, deadline_of(7, 5, 0), 0));
+    let good = server.link(&arn, 7, &token);
+    let bad = server.link(&arn, 7, "v2.k1.AAAA.BBBB");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients as usize)
+        .build()
+        .expect("client");
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (http, good, bad) = (http.clone(), good.clone(), bad.clone());
+            tokio::spawn(async move {
+                let ip = format!("10.0.{}.{}", c / 250, c % 250 + 1);
+                let mut out: Vec<(bool, u16, Duration)> = Vec::new();
+                let mut i = 0u64;
+                while std::time::Instant::now() < until {
+                    let valid = i % 10 == 0;
+                    let url = if valid { &good } else { &bad };
+                    let t = std::time::Instant::now();
+                    let status = match http.get(url).header("x-forwarded-for", &ip).send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    out.push((valid, status, t.elapsed()));
+                    i += 1;
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all: Vec<(bool, u16, Duration)> = Vec::new();
+    let mut most_answered = 0;
+    for t in tasks {
+        let mine = t.await.expect("client");
+        let answered = mine.iter().filter(|(_, s, _)| *s != 429).count();
+        most_answered = most_answered.max(answered);
+        all.extend(mine);
+    }
+    let failed: Vec<_> = all
+        .iter()
+        .filter(|(_, s, _)| *s == 0 || *s >= 500)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} 5xx or dropped: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let wrong: Vec<_> = all
+        .iter()
+        .filter(|(valid, s, _)| *s != 429 && *s != if *valid { 200 } else { 403 })
+        .collect();
+    assert!(wrong.is_empty(), "{:?}", &wrong[..wrong.len().min(5)]);
+    // The bucket holds `limit` and refills `limit` per minute.
+    let allowed = limit as usize + (limit as usize * secs as usize).div_ceil(60) + 1;
+    assert!(
+        most_answered <= allowed,
+        "a client got {most_answered} answers past a limit of {limit}/min"
+    );
+    let limited = all.iter().filter(|(_, s, _)| *s == 429).count();
+    assert!(limited > 0, "the clients outran their limit");
+    let mut latencies: Vec<Duration> = all.iter().map(|(_, _, d)| *d).collect();
+    latencies.sort_unstable();
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0;
+    let mut valid: Vec<Duration> = all
+        .iter()
+        .filter(|(v, s, _)| *v && *s == 200)
+        .map(|(_, _, d)| *d)
+        .collect();
+    valid.sort_unstable();
+    let vq = |p: f64| {
+        valid
+            .get(((valid.len().max(1) - 1) as f64 * p) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+
+    // One link, 50 clicks at once (each from its own address, so no limit applies).
+    let clicks = (0..50).map(|c| {
+        let (http, url, token) = (
+            http.clone(),
+            format!(
+                "{}/v1/resources/{}/extend",
+                server.base,
+                utf8_percent_encode(&arn, NON_ALPHANUMERIC)
+            ),
+            token.clone(),
+        );
+        async move {
+            let body = format!(
+                "days=7&token={}&reason=load",
+                utf8_percent_encode(&token, NON_ALPHANUMERIC)
+            );
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-forwarded-for", format!("10.9.0.{}", c + 1))
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    });
+    let statuses = futures::future::join_all(clicks).await;
+    let applied = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(applied, 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 403),
+        "{statuses:?}"
+    );
+    assert_eq!(bed.instance_tags(&arn).await["ttl-extension-count"], "1");
+    assert_eq!(bed.events(1).await.len(), 1, "exactly one event");
+
+    println!(
+        "snooze under load: {clients} clients for {secs} s, {} requests ({:.0}/s): p50 {:.1} ms, \
+         p99 {:.1} ms (valid links, looked up in moto: p50 {:.1} ms, p99 {:.1} ms); 0 5xx, \
+         {limited} rate-limited, at most {most_answered} answered per client (limit {limit}/min); \
+         50 concurrent POSTs of one link: {applied} extension, 1 event",
+        all.len(),
+        all.len() as f64 / secs as f64,
+        q(0.5),
+        q(0.99),
+        vq(0.5),
+        vq(0.99),
+    );
+}

@@ -17,6 +17,10 @@
 //! seen before — not on the order concurrent requests arrive in. A retry is a new occurrence,
 //! so a throttled call is retried into a fresh draw, as against the real service.
 //!
+//! A **trip** ([`FaultProxy::trip`]) holds the n-th request a matcher accepts, before it reaches
+//! the upstream or after the upstream answered, and notifies the test: the point to kill the
+//! client at an exact step of its run.
+//!
 //! [`FaultProxy::stats`] counts requests and injected faults per service, which is how a test
 //! prints the retries a run needed.
 
@@ -106,10 +110,31 @@ impl Stats {
     }
 }
 
+/// Which requests a [`FaultProxy::trip`] counts: method, path and query, body.
+pub type Matcher = Arc<dyn Fn(&Method, &str, &[u8]) -> bool + Send + Sync>;
+
+/// Where a trip stops the `nth` matching request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TripPoint {
+    /// Held before it reaches the upstream: the call never happens.
+    Before,
+    /// Forwarded, and the upstream's answer held: the call happened, the client never learns.
+    After,
+}
+
+struct Trip {
+    matcher: Matcher,
+    nth: u64,
+    point: TripPoint,
+    seen: u64,
+    fired: Arc<tokio::sync::Notify>,
+}
+
 struct State {
     upstream: String,
     seed: u64,
     rules: Mutex<Vec<Rule>>,
+    trip: Mutex<Option<Trip>>,
     seen: Mutex<HashMap<u64, u64>>,
     stats: Mutex<Stats>,
     http: reqwest::Client,
@@ -134,6 +159,7 @@ impl FaultProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             seed,
             rules: Mutex::new(Vec::new()),
+            trip: Mutex::new(None),
             seen: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
             http,
@@ -163,6 +189,26 @@ impl FaultProxy {
     /// Replaces the rules (requests already in flight keep the decision they got).
     pub fn set_rules(&self, rules: Vec<Rule>) {
         *lock(&self.state.rules) = rules;
+    }
+
+    /// Arms a trip: the `nth` request (from 1) that `matcher` accepts is held at `point` for
+    /// good, and the returned notification fires — the moment for a test to kill its client
+    /// at a precise step (before or after its n-th removal call, say). Replaces an earlier trip.
+    pub fn trip(&self, matcher: Matcher, nth: u64, point: TripPoint) -> Arc<tokio::sync::Notify> {
+        let fired = Arc::new(tokio::sync::Notify::new());
+        *lock(&self.state.trip) = Some(Trip {
+            matcher,
+            nth,
+            point,
+            seen: 0,
+            fired: fired.clone(),
+        });
+        fired
+    }
+
+    /// How many requests the armed trip's matcher accepted so far (0 without a trip).
+    pub fn tripped_count(&self) -> u64 {
+        lock(&self.state.trip).as_ref().map_or(0, |t| t.seen)
     }
 
     /// Requests and faults so far.
@@ -241,6 +287,25 @@ async fn handle(
         *c += 1;
         *c
     };
+    let held = lock(&state.trip).as_mut().and_then(|t| {
+        if !(t.matcher)(&method, &path, &body) {
+            return None;
+        }
+        t.seen += 1;
+        (t.seen == t.nth).then(|| (t.point, t.fired.clone()))
+    });
+    match held {
+        Some((TripPoint::Before, fired)) => {
+            fired.notify_one();
+            return std::future::pending().await;
+        }
+        Some((TripPoint::After, fired)) => {
+            let _answer = forward(state, method, &path, headers, body, false).await;
+            fired.notify_one();
+            return std::future::pending().await;
+        }
+        None => {}
+    }
     let picked: Vec<Fault> = lock(&state.rules)
         .iter()
         .enumerate()

@@ -2,6 +2,7 @@
 //! something fails, and prints its figures (`cargo test --workspace --test suite -- --nocapture`).
 
 mod broker;
+mod kill;
 mod throttling;
 mod ttl;
 

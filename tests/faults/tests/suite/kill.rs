@@ -1,0 +1,177 @@
+//! Kill -9 anywhere: an `--execute` TTL run over the whole platform is killed (SIGKILL) at a
+//! step boundary — held by the fault proxy just before its n-th removal call reaches AWS (the
+//! intent is on Kafka, the call not made) or just after AWS answered it (the call made, the job
+//! never told) — and run again. From the audit on Kafka, after every point: each resource that
+//! is gone has exactly one `deleted` outcome, no intent is left without a final outcome (its
+//! own run's, or a reconciliation naming it), and nothing protected was touched.
+//!
+//! CI tries four points (`GOV_FAULTS_KILL_POINTS` unset); `GOV_FAULTS_KILL_POINTS=all` counts
+//! the removal calls K of an undisturbed run and tries all 2 × K (`tests/faults/figures.sh`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::Method;
+use faults::text;
+use serde_json::Value;
+use testbed::faultproxy::{Matcher, TripPoint};
+
+use crate::ttl::Account;
+
+/// A call that removes something (not a tag write): query-protocol `Terminate*`, `Delete*`,
+/// `Detach*`, `Remove*`, `Abort*`, `Deregister*`; REST `DELETE` (not of tags) and S3's
+/// multi-object delete.
+fn removal() -> Matcher {
+    Arc::new(|method: &Method, path: &str, body: &[u8]| {
+        let body = String::from_utf8_lossy(body);
+        if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+            return !action.contains("Tag")
+                && [
+                    "Terminate",
+                    "Delete",
+                    "Detach",
+                    "Remove",
+                    "Abort",
+                    "Deregister",
+                ]
+                .iter()
+                .any(|p| action.starts_with(p));
+        }
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        (method == Method::DELETE && !query.contains("tagging") && !path.contains("/tags/"))
+            || (method == Method::POST
+                && query.split('&').any(|kv| kv == "delete" || kv == "delete="))
+    })
+}
+
+/// The kill points to try: `(n, point)` for the n-th removal call.
+async fn points() -> Vec<(u64, TripPoint)> {
+    if std::env::var("GOV_FAULTS_KILL_POINTS").as_deref() != Ok("all") {
+        return vec![
+            (1, TripPoint::Before),
+            (1, TripPoint::After),
+            (5, TripPoint::After),
+            (9, TripPoint::Before),
+        ];
+    }
+    // Count the removal calls of an undisturbed run.
+    let account = Account::seeded().await;
+    let proxy = account.proxy(1).await;
+    proxy.trip(removal(), u64::MAX, TripPoint::Before);
+    let out = account.execute(&proxy.endpoint()).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let k = proxy.tripped_count();
+    println!("kill points: {k} removal calls, 2 × {k} points");
+    (1..=k)
+        .flat_map(|n| [(n, TripPoint::Before), (n, TripPoint::After)])
+        .collect()
+}
+
+/// Kills a run at `(n, point)`, runs again, and returns a line for the figures; panics on a
+/// broken invariant.
+async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
+    let account = Account::seeded().await;
+    let proxy = account.proxy(1).await;
+    let fired = proxy.trip(removal(), n, point);
+    let config = account.config(&proxy.endpoint(), "5s");
+    let (args, env) = account.command(&config);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = faults::spawn("ttl-teardown", account.dir.path(), &args, &env);
+    tokio::select! {
+        () = fired.notified() => {}
+        status = child.wait() => panic!("the run ended ({status:?}) before removal call {n}"),
+        () = tokio::time::sleep(Duration::from_secs(120)) => panic!("removal call {n} never came"),
+    }
+    child.start_kill().expect("kill -9");
+    let _ = child.wait().await;
+    drop(proxy);
+
+    // The dead run's Lease would expire after its duration; free it as an operator would.
+    account
+        .kube
+        .remove("leases", Some("governance-jobs"), "ttl-teardown");
+    let out = account.execute(&account.aws.moto.endpoint()).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "rerun after kill at {n} {point:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+
+    let audit = account.audit().await;
+    let removed = account.removed().await;
+    // Exactly one `deleted` per resource removed (or removed with the one it is part of).
+    let mut deleted: BTreeMap<String, usize> = BTreeMap::new();
+    for e in audit
+        .iter()
+        .filter(|e| e["phase"] == "outcome" && e["result"] == "deleted")
+    {
+        *deleted
+            .entry(e["resource"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let doubles: Vec<_> = deleted.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        doubles.is_empty(),
+        "kill at {n} {point:?}: deleted twice: {doubles:?}"
+    );
+    let unclaimed: Vec<&String> = removed
+        .iter()
+        .filter(|id| {
+            let ids: std::collections::BTreeSet<String> = deleted.keys().cloned().collect();
+            !account.announced(id, &ids)
+        })
+        .collect();
+    assert!(
+        unclaimed.is_empty(),
+        "kill at {n} {point:?}: gone without a `deleted` outcome: {unclaimed:?}"
+    );
+    // Every intent closed by a final outcome: its own run's, or a reconciliation naming it.
+    let open: Vec<&Value> = audit
+        .iter()
+        .filter(|i| i["phase"] == "intent")
+        .filter(|i| {
+            !audit.iter().any(|e| {
+                e["phase"] == "outcome"
+                    && e["result"] != "pending"
+                    && e["resource"] == i["resource"]
+                    && ((e["run_id"] == i["run_id"]
+                        && e["attempt"] == i["attempt"]
+                        && e["reconciles"].is_null())
+                        || (e["reconciles"]["run_id"] == i["run_id"]
+                            && e["reconciles"]["attempt"] == i["attempt"]))
+            })
+        })
+        .collect();
+    assert!(
+        open.is_empty(),
+        "kill at {n} {point:?}: intents left open: {open:#?}"
+    );
+    // Nothing protected touched: the kept resources are all still there, as they were.
+    let kept = |c: &crate::ttl::Census| -> Vec<_> {
+        c.iter()
+            .filter(|((_, name, _), _)| name.starts_with("keep-"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    let after = crate::ttl::census(&account.listed().await);
+    assert_eq!(kept(&after), kept(&account.before), "kill at {n} {point:?}");
+    assert!(!kept(&after).is_empty());
+    let reconciled = audit.iter().filter(|e| !e["reconciles"].is_null()).count();
+    format!(
+        "kill -9 {point:?} removal call {n}: {} removed, 0 deleted twice, 0 without outcome, \
+         {reconciled} intent(s) reconciled by the next run, 0 protected touched",
+        removed.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_any_step_the_next_run_leaves_one_outcome_per_deletion_and_no_open_intent() {
+    let points = points().await;
+    let k = points.len();
+    for (n, point) in points {
+        println!("{}", kill_and_rerun(n, point).await);
+    }
+    println!("kill -9 at {k} step boundaries: 0 double deletions, 0 open intents");
+}
