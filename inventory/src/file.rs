@@ -55,8 +55,9 @@ struct FileResource {
 /// Reads an offline inventory file.
 pub fn load_file(path: &Path) -> Result<Vec<Resource>, FileError> {
     let origin = path.display().to_string();
+    // A data file, not a config: its parser budget grows with it (100,000 resources and more).
     let file: FileInventory =
-        common::config::load_file(path).map_err(|source| FileError::Load {
+        common::config::load_data_file(path).map_err(|source| FileError::Load {
             file: origin.clone(),
             source,
         })?;

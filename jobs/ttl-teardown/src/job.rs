@@ -238,6 +238,20 @@ impl TtlTeardown {
                 f.error
             ));
         }
+        // A resource whose tags could not be read is protected (a finding says so), and the
+        // run did not do all its work: an error, so the run is `partial` and alerts see it
+        // (a throttled ListTags that ran out of retries must not end as a quiet success).
+        for r in listing
+            .resources
+            .iter()
+            .filter(|r| r.tags_unreadable.is_some())
+        {
+            report.errors.push(format!(
+                "inventory: the tags of {} could not be read ({}): left alone this run",
+                r.id,
+                r.tags_unreadable.as_deref().unwrap_or_default()
+            ));
+        }
         let verdict = |r: &Resource| whitelist_verdict(&self.whitelist, r, now);
         let listing_failure = |r: &Resource| {
             listing.blocking_failure(r).map(|f| {

@@ -74,7 +74,11 @@ async fn a_throttled_run_ends_where_the_unthrottled_one_does() {
         "{:?}",
         calm.deleted
     );
-    assert_eq!(rough.deleted, calm.deleted, "the same resources deleted");
+    assert_eq!(
+        rough.deleted, calm.deleted,
+        "the same resources deleted; the throttled run's event: {:#}",
+        rough.event
+    );
     assert_eq!(rough.after, calm.after, "the same resources left");
     // Ids differ between the two servers; the counts may not.
     let count = |e: &Value, key: &str| e["details"][key].as_array().map(Vec::len);
@@ -115,4 +119,42 @@ async fn a_throttled_run_ends_where_the_unthrottled_one_does() {
     if share > 0.0 {
         assert!(throttled > 0, "the proxy throttled nothing: {stats:?}");
     }
+}
+
+/// Throttled for good where it matters: every Lambda `ListTags` answered 429 until the SDK's
+/// retries run out. The function's tags are unreadable, so it is protected (never deleted on
+/// tags nobody could read) and what waits for it (its role) is held — and the run says so: it
+/// ends `partial`, naming the function, not as a quiet success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_that_cannot_be_read_protect_the_resource_and_make_the_run_partial() {
+    let account = Account::seeded().await;
+    let proxy = account.proxy(1).await;
+    proxy.set_rules(vec![Rule::new(
+        Route::PathPrefix("/2017-03-31/tags/".into()),
+        Fault::Throttle,
+        1.0,
+    )]);
+    let out = account.execute(&proxy.endpoint()).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "partial\n{stdout}\n{stderr}");
+    let event: Value = serde_json::from_str(&stdout).expect("event");
+    assert_eq!(event["status"], "partial");
+    let errors = event["errors"].to_string();
+    assert!(
+        errors.contains("function:api") && errors.contains("could not be read"),
+        "{errors}"
+    );
+    let audit = account.audit().await;
+    let deleted = account.named(&audit, "outcome", Some("deleted"));
+    for kind in ["lambda-function", "iam-role"] {
+        assert!(
+            !deleted.iter().any(|(k, _)| k == kind),
+            "{kind} must stay: {deleted:?}"
+        );
+    }
+    assert!(
+        deleted.iter().any(|(k, _)| k == "ec2-instance"),
+        "the rest is still taken apart: {deleted:?}"
+    );
+    assert!(proxy.stats().total("throttle") >= 2, "the SDK retried");
 }
