@@ -1000,7 +1000,7 @@ async fn under_load_no_5xx_each_clients_limit_holds_and_one_link_extends_once() 
                 let mut out: Vec<(bool, u16, Duration)> = Vec::new();
                 let mut i = 0u64;
                 while std::time::Instant::now() < until {
-                    let valid = i % 10 == 0;
+                    let valid = i.is_multiple_of(10);
                     let url = if valid { &good } else { &bad };
                     let t = std::time::Instant::now();
                     let status = match http.get(url).header("x-forwarded-for", &ip).send().await {
