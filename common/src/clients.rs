@@ -116,7 +116,34 @@ pub async fn kube_client(config: &KubernetesConfig) -> Result<kube::Client, Erro
             .await
             .map_err(|e| kube_err(Box::new(e)))?,
     };
-    kube::Client::try_from(kube_config).map_err(|e| kube_err(Box::new(e)))
+    kube_client_from(kube_config).map_err(kube_err)
+}
+
+/// Retries of one Kubernetes API request answered 429, 503 or 504 (its `Retry-After` honoured),
+/// after the first try: 0.2, 0.4, 0.8 and 1.6 s apart at most (capped at 5 s), then the error.
+pub const KUBE_RETRIES: u32 = 4;
+
+/// A client for `config` with [`KUBE_RETRIES`] bounded retries. kube's own default retries
+/// the same statuses up to 15 times with delays growing to 1,000 s: against an API server that
+/// answers 503, a run waited minutes on each call before it could refuse (found by the fault
+/// suite, `tests/faults`).
+pub fn kube_client_from(
+    mut config: kube::Config,
+) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
+    config.default_retry = false;
+    let policy = kube::client::retry::RetryPolicy::new(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(5),
+        KUBE_RETRIES,
+        true,
+    )
+    .map_err(Box::new)?;
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(Box::new)?
+        // Retry clones its inner service: a buffer in front of kube's boxed stack makes it so.
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(policy))
+        .build())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod broker;
 mod kill;
+mod sinks;
 mod throttling;
 mod ttl;
 

@@ -128,6 +128,18 @@ impl Account {
     /// A config for AWS at `endpoint` (moto, or a proxy in front of it) with the example
     /// whitelist, caps that allow the whole platform, and `delivery_timeout` for Kafka.
     pub fn config(&self, endpoint: &str, delivery_timeout: &str) -> PathBuf {
+        self.config_with(endpoint, delivery_timeout, "", None)
+    }
+
+    /// [`Account::config`] with `shared` sections before it (e.g. `pushgateway:`) and the run
+    /// lock's Kubernetes API at `kube` instead of the stand-in itself (a proxy in front of it).
+    pub fn config_with(
+        &self,
+        endpoint: &str,
+        delivery_timeout: &str,
+        shared: &str,
+        kube: Option<&str>,
+    ) -> PathBuf {
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         std::fs::copy(
             repo.join("examples/whitelist.yaml"),
@@ -138,11 +150,16 @@ impl Account {
             .kube
             .write_kubeconfig(self.dir.path())
             .expect("kubeconfig");
+        if let Some(server) = kube {
+            let text = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+            let text = text.replace(&self.kube.url(), server);
+            std::fs::write(&kubeconfig, text).expect("kubeconfig");
+        }
         let config = self.dir.path().join("config.yaml");
         std::fs::write(
             &config,
             format!(
-                "aws:\n  regions: [{region}]\n  endpoint_url: {endpoint}\n  accounts: [{{id: \"{account}\"}}]\nkubernetes:\n  kubeconfig: {kubeconfig}\n  cluster_name: test\nkafka:\n  delivery_timeout: {delivery_timeout}\njob:\n  whitelist: whitelist.yaml\n  allowed_accounts: [\"{account}\"]\n  sources:\n    aws: true\n  caps:\n    max_percent: 100\n    max_deletions: 100\n  waiting:\n    timeout: 60s\n    interval: 200ms\n",
+                "{shared}aws:\n  regions: [{region}]\n  endpoint_url: {endpoint}\n  accounts: [{{id: \"{account}\"}}]\nkubernetes:\n  kubeconfig: {kubeconfig}\n  cluster_name: test\nkafka:\n  delivery_timeout: {delivery_timeout}\njob:\n  whitelist: whitelist.yaml\n  allowed_accounts: [\"{account}\"]\n  sources:\n    aws: true\n  caps:\n    max_percent: 100\n    max_deletions: 100\n  waiting:\n    timeout: 60s\n    interval: 200ms\n",
                 region = seed::REGION,
                 account = seed::ACCOUNT,
                 kubeconfig = kubeconfig.display(),
@@ -154,7 +171,16 @@ impl Account {
 
     /// The arguments and environment of `ttl-teardown --execute` on `config`.
     pub fn command(&self, config: &std::path::Path) -> (Vec<String>, Vec<(&'static str, String)>) {
-        let args = [
+        self.command_as(config, true)
+    }
+
+    /// [`Account::command`], a dry run unless `execute`.
+    pub fn command_as(
+        &self,
+        config: &std::path::Path,
+        execute: bool,
+    ) -> (Vec<String>, Vec<(&'static str, String)>) {
+        let mut args = [
             "--config",
             config.to_str().expect("utf-8"),
             "--now",
@@ -165,9 +191,15 @@ impl Account {
         ]
         .map(String::from)
         .to_vec();
+        if !execute {
+            args.retain(|a| a != "--execute");
+        }
         let mut env: Vec<(&'static str, String)> = self.aws.moto.env();
         env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
         env.push(("GOV_KAFKA_BROKERS", self.broker.bootstrap()));
+        if let Ok(level) = std::env::var("GOV_FAULTS_JOB_LOG") {
+            env.push(("RUST_LOG", level));
+        }
         (args, env)
     }
 
@@ -175,6 +207,13 @@ impl Account {
     pub async fn execute(&self, endpoint: &str) -> std::process::Output {
         let config = self.config(endpoint, "5s");
         let (args, env) = self.command(&config);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        faults::run("ttl-teardown", self.dir.path(), &args, &env).await
+    }
+
+    /// Runs `ttl-teardown` on `config`, a dry run unless `execute`.
+    pub async fn run(&self, config: &std::path::Path, execute: bool) -> std::process::Output {
+        let (args, env) = self.command_as(config, execute);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         faults::run("ttl-teardown", self.dir.path(), &args, &env).await
     }
