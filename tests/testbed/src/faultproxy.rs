@@ -135,6 +135,7 @@ struct State {
     seed: u64,
     rules: Mutex<Vec<Rule>>,
     trip: Mutex<Option<Trip>>,
+    release: tokio::sync::Notify,
     seen: Mutex<HashMap<u64, u64>>,
     stats: Mutex<Stats>,
     http: reqwest::Client,
@@ -160,6 +161,7 @@ impl FaultProxy {
             seed,
             rules: Mutex::new(Vec::new()),
             trip: Mutex::new(None),
+            release: tokio::sync::Notify::new(),
             seen: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
             http,
@@ -191,9 +193,10 @@ impl FaultProxy {
         *lock(&self.state.rules) = rules;
     }
 
-    /// Arms a trip: the `nth` request (from 1) that `matcher` accepts is held at `point` for
-    /// good, and the returned notification fires — the moment for a test to kill its client
-    /// at a precise step (before or after its n-th removal call, say). Replaces an earlier trip.
+    /// Arms a trip: the `nth` request (from 1) that `matcher` accepts is held at `point` until
+    /// [`FaultProxy::release_trip`] (if ever), and the returned notification fires — the moment
+    /// for a test to kill its client, or break something else, at a precise step (before or
+    /// after its n-th removal call, say). Replaces an earlier trip.
     pub fn trip(&self, matcher: Matcher, nth: u64, point: TripPoint) -> Arc<tokio::sync::Notify> {
         let fired = Arc::new(tokio::sync::Notify::new());
         *lock(&self.state.trip) = Some(Trip {
@@ -204,6 +207,11 @@ impl FaultProxy {
             fired: fired.clone(),
         });
         fired
+    }
+
+    /// Lets the request held by the trip go on (forwarded, or its answer sent).
+    pub fn release_trip(&self) {
+        self.state.release.notify_one();
     }
 
     /// How many requests the armed trip's matcher accepted so far (0 without a trip).
@@ -297,12 +305,13 @@ async fn handle(
     match held {
         Some((TripPoint::Before, fired)) => {
             fired.notify_one();
-            return std::future::pending().await;
+            state.release.notified().await;
         }
         Some((TripPoint::After, fired)) => {
-            let _answer = forward(state, method, &path, headers, body, false).await;
+            let answer = forward(state, method, &path, headers, body, false).await;
             fired.notify_one();
-            return std::future::pending().await;
+            state.release.notified().await;
+            return answer;
         }
         None => {}
     }

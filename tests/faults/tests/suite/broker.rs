@@ -1,5 +1,6 @@
 //! Broker loss: the Kafka broker freezes (SIGSTOP: connections open, nothing answered, as in a
-//! partition) while `ttl-teardown --execute` is deleting. No resource may be removed without
+//! partition) while `ttl-teardown --execute` is deleting — at its second removal call, which
+//! the fault proxy holds until the broker is frozen, so the moment does not depend on timing. No resource may be removed without
 //! its intent on the broker, the run must end `partial` within about one delivery timeout
 //! (not one per remaining publish), and once the broker is back the next run finishes the work.
 
@@ -7,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use faults::text;
 use serde_json::Value;
-use testbed::faultproxy::{Fault, Route, Rule};
-use testbed::kafka::consume_all;
+use testbed::faultproxy::TripPoint;
 
-use crate::ttl::Account;
+use crate::ttl::{Account, removal};
 
 /// The run's `kafka.delivery_timeout`.
 const DELIVERY: Duration = Duration::from_secs(3);
@@ -19,42 +19,20 @@ const DELIVERY: Duration = Duration::from_secs(3);
 async fn a_frozen_broker_stops_deletions_at_the_last_acknowledged_intent_and_the_next_run_finishes()
 {
     let account = Account::seeded().await;
-    // AWS slowed down so the run is still deleting when the broker freezes.
+    // Held at its second removal call: the first intent is acknowledged (and the first removal
+    // made), the second intent too; the broker freezes there, then the call goes on.
     let proxy = account.proxy(1).await;
-    proxy.set_rules(vec![Rule::new(
-        Route::Any,
-        Fault::Latency(Duration::from_millis(150)),
-        1.0,
-    )]);
+    let fired = proxy.trip(removal(), 2, TripPoint::Before);
     let config = account.config(&proxy.endpoint(), &format!("{}s", DELIVERY.as_secs()));
     let (args, env) = account.command(&config);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let child = faults::spawn("ttl-teardown", account.dir.path(), &args, &env);
-
-    // Freeze the broker once the first intent is on it.
-    let bootstrap = account.broker.bootstrap();
-    let mut seen = 0;
-    for _ in 0..300 {
-        let records = consume_all(
-            &bootstrap,
-            "resource-deleted",
-            1000,
-            Duration::from_millis(200),
-        )
+    tokio::time::timeout(Duration::from_secs(120), fired.notified())
         .await
-        .expect("read the audit");
-        seen = records
-            .iter()
-            .filter_map(|(_, p)| serde_json::from_slice::<Value>(p).ok())
-            .filter(|e| e["phase"] == "intent" && e["dry_run"] == false)
-            .count();
-        if seen > 0 {
-            break;
-        }
-    }
-    assert!(seen > 0, "the run published no intent");
+        .expect("the run reached its second removal call");
     account.broker.freeze().expect("freeze");
     let frozen = Instant::now();
+    proxy.release_trip();
     let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
         .await
         .expect("the run ends")
@@ -83,8 +61,9 @@ async fn a_frozen_broker_stops_deletions_at_the_last_acknowledged_intent_and_the
         unannounced.is_empty(),
         "removed without an intent on the broker: {unannounced:#?}\nintents: {intents:#?}"
     );
+    let seen = intents.len();
     println!(
-        "broker frozen after {seen} intent(s): the run ended partial {:.1} s later (delivery \
+        "broker frozen at the second removal call ({seen} intents on the broker): the run ended partial {:.1} s later (delivery \
          timeout {} s), {} resource(s) removed, 0 without an acknowledged intent",
         gave_up.as_secs_f64(),
         DELIVERY.as_secs(),

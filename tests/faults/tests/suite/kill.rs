@@ -9,41 +9,13 @@
 //! the removal calls K of an undisturbed run and tries all 2 × K (`tests/faults/figures.sh`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::Method;
 use faults::text;
 use serde_json::Value;
-use testbed::faultproxy::{Matcher, TripPoint};
+use testbed::faultproxy::TripPoint;
 
-use crate::ttl::Account;
-
-/// A call that removes something (not a tag write): query-protocol `Terminate*`, `Delete*`,
-/// `Detach*`, `Remove*`, `Abort*`, `Deregister*`; REST `DELETE` (not of tags) and S3's
-/// multi-object delete.
-fn removal() -> Matcher {
-    Arc::new(|method: &Method, path: &str, body: &[u8]| {
-        let body = String::from_utf8_lossy(body);
-        if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
-            return !action.contains("Tag")
-                && [
-                    "Terminate",
-                    "Delete",
-                    "Detach",
-                    "Remove",
-                    "Abort",
-                    "Deregister",
-                ]
-                .iter()
-                .any(|p| action.starts_with(p));
-        }
-        let query = path.split_once('?').map_or("", |(_, q)| q);
-        (method == Method::DELETE && !query.contains("tagging") && !path.contains("/tags/"))
-            || (method == Method::POST
-                && query.split('&').any(|kv| kv == "delete" || kv == "delete="))
-    })
-}
+use crate::ttl::{Account, removal};
 
 /// The kill points to try: `(n, point)` for the n-th removal call.
 async fn points() -> Vec<(u64, TripPoint)> {

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use inventory::Resource;
 use serde_json::Value;
+use std::sync::Arc;
 use testbed::fakekube::FakeKube;
-use testbed::faultproxy::FaultProxy;
+
+use axum::http::Method;
+use testbed::faultproxy::{FaultProxy, Matcher};
 use testbed::kafka::{Tansu, consume_all};
 
 use crate::seed;
@@ -313,4 +316,30 @@ impl Account {
             .await
             .expect("proxy")
     }
+}
+
+/// A call that removes something (not a tag write): query-protocol `Terminate*`, `Delete*`,
+/// `Detach*`, `Remove*`, `Abort*`, `Deregister*`; REST `DELETE` (not of tags) and S3's
+/// multi-object delete.
+pub fn removal() -> Matcher {
+    Arc::new(|method: &Method, path: &str, body: &[u8]| {
+        let body = String::from_utf8_lossy(body);
+        if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+            return !action.contains("Tag")
+                && [
+                    "Terminate",
+                    "Delete",
+                    "Detach",
+                    "Remove",
+                    "Abort",
+                    "Deregister",
+                ]
+                .iter()
+                .any(|p| action.starts_with(p));
+        }
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        (method == Method::DELETE && !query.contains("tagging") && !path.contains("/tags/"))
+            || (method == Method::POST
+                && query.split('&').any(|kv| kv == "delete" || kv == "delete="))
+    })
 }
