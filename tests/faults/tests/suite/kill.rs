@@ -19,7 +19,25 @@ use crate::ttl::{Account, removal};
 
 /// The kill points to try: `(n, point)` for the n-th removal call.
 async fn points() -> Vec<(u64, TripPoint)> {
-    if std::env::var("GOV_FAULTS_KILL_POINTS").as_deref() != Ok("all") {
+    let chosen = std::env::var("GOV_FAULTS_KILL_POINTS").unwrap_or_default();
+    // A list such as `2B,5A`: the n-th removal call, Before or After.
+    let listed: Vec<(u64, TripPoint)> = chosen
+        .split(',')
+        .filter_map(|p| {
+            let p = p.trim();
+            let (n, at) = p.split_at(p.len().checked_sub(1)?);
+            let point = match at {
+                "B" => TripPoint::Before,
+                "A" => TripPoint::After,
+                _ => return None,
+            };
+            Some((n.parse().ok()?, point))
+        })
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    if chosen != "all" {
         return vec![
             (1, TripPoint::Before),
             (1, TripPoint::After),
@@ -86,7 +104,11 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
     let doubles: Vec<_> = deleted.iter().filter(|(_, c)| **c > 1).collect();
     assert!(
         doubles.is_empty(),
-        "kill at {n} {point:?}: deleted twice: {doubles:?}"
+        "kill at {n} {point:?}: deleted twice: {doubles:?}\n{:#?}",
+        audit
+            .iter()
+            .filter(|e| doubles.iter().any(|(id, _)| e["resource"] == id.as_str()))
+            .collect::<Vec<_>>()
     );
     let unclaimed: Vec<&String> = removed
         .iter()
