@@ -127,7 +127,7 @@ pub const KUBE_RETRIES: u32 = 4;
 /// the same statuses up to 15 times with delays growing to 1,000 s: against an API server that
 /// answers 503, a run waited minutes on each call before it could refuse (found by the fault
 /// suite, `tests/faults`).
-pub fn kube_client_from(
+fn kube_client_from(
     mut config: kube::Config,
 ) -> Result<kube::Client, Box<dyn std::error::Error + Send + Sync>> {
     config.default_retry = false;

@@ -72,11 +72,14 @@ impl fmt::Display for ConfigError {
 
 /// Reads and parses a YAML config file into `T`, naming file:line:column and field on error.
 pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
+    parse_str(&read_text(path)?, &path.display().to_string())
+}
+
+fn read_text(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse_str(&text, &path.display().to_string())
+    })
 }
 
 /// Reads and parses a *data* file into `T` (an offline inventory of 100,000 resources): as
@@ -85,10 +88,7 @@ pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
 /// alias bomb is still refused; the input itself bounds the rest. A `.json` file is read as
 /// JSON (the same shape, YAML's subset), with serde_json: several times faster on large files.
 pub fn load_data_file<T: DeserializeOwned>(path: &Path) -> Result<T, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_text(path)?;
     let origin = path.display().to_string();
     if path
         .extension()
@@ -1302,10 +1302,7 @@ impl<J> JobConfig<J> {
 
 /// Reads a secret from a file (a mounted Kubernetes Secret), trimming one trailing newline.
 pub fn read_secret_file(path: &Path) -> Result<SecretString, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadFile {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_text(path)?;
     Ok(SecretString::from(
         text.trim_end_matches(['\n', '\r']).to_string(),
     ))

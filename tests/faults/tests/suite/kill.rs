@@ -110,12 +110,10 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
             .filter(|e| doubles.iter().any(|(id, _)| e["resource"] == id.as_str()))
             .collect::<Vec<_>>()
     );
+    let claimed: std::collections::BTreeSet<String> = deleted.keys().cloned().collect();
     let unclaimed: Vec<&String> = removed
         .iter()
-        .filter(|id| {
-            let ids: std::collections::BTreeSet<String> = deleted.keys().cloned().collect();
-            !account.announced(id, &ids)
-        })
+        .filter(|id| !account.announced(id, &claimed))
         .collect();
     assert!(
         unclaimed.is_empty(),

@@ -208,10 +208,7 @@ impl Account {
 
     /// Runs `ttl-teardown --execute` against AWS at `endpoint`.
     pub async fn execute(&self, endpoint: &str) -> std::process::Output {
-        let config = self.config(endpoint, "5s");
-        let (args, env) = self.command(&config);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        faults::run("ttl-teardown", self.dir.path(), &args, &env).await
+        self.run(&self.config(endpoint, "5s"), true).await
     }
 
     /// Runs `ttl-teardown` on `config`, a dry run unless `execute`.
