@@ -3,7 +3,7 @@
 #
 #   bash tests/faults/figures.sh [--no-build]
 #
-# CI runs every test of the suite once (30 % throttling, seed 20261202; one broker freeze; four
+# CI runs every test of the suite once (30 % throttling, seed 20261202; one broker freeze; five
 # kill points). This runs the throttling test at 10 %, 30 % and 50 % with three seeds each, the
 # broker freeze three times and kill -9 before and after every removal call of a run (2 × K
 # points), the snooze service under load for 30 s, and prints each figure line. Needs the test bed .ci/setup installs.

@@ -110,7 +110,7 @@ tck=$(getconf CLK_TCK)
 moto_cpu() {
   local total=0 f fields
   for f in /proc/[0-9]*/stat; do
-    read -r fields <"$f" 2>/dev/null || continue
+    read -r fields 2>/dev/null <"$f" || continue
     # comm (field 2) may hold spaces: split after the last ')'.
     set -- ${fields##*) }
     # now $3 = pgrp, $12 = utime, $13 = stime

@@ -318,7 +318,7 @@ impl TtlTeardown {
                 if let Some(r) = &executed.reconciled {
                     d.insert(
                         "reconciled".into(),
-                        json!({"found": r.found, "deleted": r.deleted, "not_done": r.not_done, "left_open": r.left_open}),
+                        json!({"found": r.found, "deleted": r.deleted, "not_done": r.not_done, "superseded": r.superseded, "left_open": r.left_open}),
                     );
                 }
                 self.archive(ctx, &executed, &mut report).await;
@@ -376,12 +376,14 @@ impl TtlTeardown {
                 report: Report::default(),
             });
         }
-        match crate::reconcile::reconcile(ctx, providers, &mut executed).await {
+        let planned: HashSet<&str> = planned.into_iter().collect();
+        match crate::reconcile::reconcile(ctx, providers, &planned, &mut executed).await {
             Ok(r) if r.found > 0 => {
                 tracing::info!(
                     found = r.found,
                     deleted = r.deleted,
                     not_done = r.not_done,
+                    superseded = r.superseded,
                     left_open = r.left_open,
                     "earlier runs' intents reconciled"
                 );

@@ -10,12 +10,16 @@
 //! `reconciles: {run_id, attempt}`:
 //! - gone, or on its way out (a removal in progress) → `deleted`: the earlier run's removal was
 //!   made;
+//! - gone or on its way out, but in this run's deletion order (its listing saw it before it
+//!   went) → `superseded`: this run carries the removal through with an intent and outcome of
+//!   its own, so the resource still ends with exactly one `deleted` (found by the fault suite's
+//!   kill sweep: both runs used to record it);
 //! - still there and live → `not-done`: the earlier run stopped before removing it (this run
 //!   may delete it, with an intent and outcome of its own);
 //! - in no configured scope, or unreadable → left open (logged): nothing is claimed that was not
 //!   seen.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use common::harness::RunContext;
@@ -93,15 +97,19 @@ pub struct Reconciled {
     pub deleted: usize,
     /// Closed as `not-done`.
     pub not_done: usize,
+    /// Closed as `superseded`: this run planned the resource and records its outcome.
+    pub superseded: usize,
     /// Left open (not in a configured scope, unreadable).
     pub left_open: usize,
 }
 
-/// Reads the audit topic back and closes the orphans it finds (see the module docs). An error
-/// reading the topic is returned for the run's report; it changes nothing.
+/// Reads the audit topic back and closes the orphans it finds (see the module docs); `planned`
+/// is this run's deletion order. An error reading the topic is returned for the run's report;
+/// it changes nothing.
 pub async fn reconcile(
     ctx: &RunContext<'_, TtlConfig>,
     providers: &Providers,
+    planned: &HashSet<&str>,
     out: &mut Executed,
 ) -> Result<Reconciled, String> {
     let settings = &ctx.config.job.reconcile;
@@ -120,32 +128,43 @@ pub async fn reconcile(
         ..Reconciled::default()
     };
     for o in orphans {
-        let (result, detail) = if !providers.covers(&o.resource) {
+        if !providers.covers(&o.resource) {
             tracing::warn!(resource = %o.resource, run = %o.run_id, "earlier intent left open: no configured scope covers it");
             done.left_open += 1;
             continue;
-        } else {
-            match providers.get(&o.resource).await {
-                Ok(None) => ("deleted", "gone when reconciled".to_string()),
-                Ok(Some(r)) => match r.state.as_deref() {
-                    Some(s) if DELETING_STATES.contains(&s) => (
-                        "deleted",
-                        format!("removal under way when reconciled ({s})"),
-                    ),
-                    state => (
-                        "not-done",
-                        format!(
-                            "still there when reconciled ({}): the earlier run stopped before removing it",
-                            state.unwrap_or("present")
-                        ),
-                    ),
-                },
-                Err(e) => {
-                    tracing::warn!(resource = %o.resource, error = %e, "earlier intent left open: cannot read the resource");
-                    done.left_open += 1;
-                    continue;
+        }
+        // (whether the earlier removal was made, what was seen)
+        let (removed, seen) = match providers.get(&o.resource).await {
+            Ok(None) => (true, "gone when reconciled".to_string()),
+            Ok(Some(r)) => match r.state.as_deref() {
+                Some(s) if DELETING_STATES.contains(&s) => {
+                    (true, format!("removal under way when reconciled ({s})"))
                 }
+                state => (
+                    false,
+                    format!(
+                        "still there when reconciled ({}): the earlier run stopped before removing it",
+                        state.unwrap_or("present")
+                    ),
+                ),
+            },
+            Err(e) => {
+                tracing::warn!(resource = %o.resource, error = %e, "earlier intent left open: cannot read the resource");
+                done.left_open += 1;
+                continue;
             }
+        };
+        let (result, detail) = if !removed {
+            ("not-done", seen)
+        } else if planned.contains(o.resource.as_str()) {
+            // The listing this run planned from saw it before it went: this run's own intent
+            // and outcome record the removal, once.
+            (
+                "superseded",
+                format!("{seen}; this run planned it and records its outcome"),
+            )
+        } else {
+            ("deleted", seen)
         };
         let record = json!({
             "phase": "outcome",
@@ -160,10 +179,10 @@ pub async fn reconcile(
         match audit(ctx, out, &o.resource, &record).await {
             Ok(()) => {
                 tracing::info!(resource = %o.resource, run = %o.run_id, result, "earlier intent reconciled");
-                if result == "deleted" {
-                    done.deleted += 1;
-                } else {
-                    done.not_done += 1;
+                match result {
+                    "deleted" => done.deleted += 1,
+                    "superseded" => done.superseded += 1,
+                    _ => done.not_done += 1,
                 }
             }
             Err(e) => return Err(format!("reconciling {}: {e}", o.resource)),
@@ -207,6 +226,14 @@ mod tests {
                 json!({"result": "deleted", "reconciles": {"run_id": "r1", "attempt": 1}}),
             ),
             e("r3", "intent", "d", 1, json!({})),
+            e("r3", "intent", "e", 1, json!({})),
+            e(
+                "r4",
+                "outcome",
+                "e",
+                1,
+                json!({"result": "superseded", "reconciles": {"run_id": "r3", "attempt": 1}}),
+            ),
             // A dry run's and the current run's records are not the trail to close.
             e("r4", "intent", "x", 1, json!({"dry_run": true})),
             e("now", "intent", "y", 1, json!({})),

@@ -5,7 +5,7 @@
 //! is gone has exactly one `deleted` outcome, no intent is left without a final outcome (its
 //! own run's, or a reconciliation naming it), and nothing protected was touched.
 //!
-//! CI tries four points (`GOV_FAULTS_KILL_POINTS` unset); `GOV_FAULTS_KILL_POINTS=all` counts
+//! CI tries five points (`GOV_FAULTS_KILL_POINTS` unset); `GOV_FAULTS_KILL_POINTS=all` counts
 //! the removal calls K of an undisturbed run and tries all 2 × K (`tests/faults/figures.sh`).
 
 use std::collections::BTreeMap;
@@ -41,6 +41,9 @@ async fn points() -> Vec<(u64, TripPoint)> {
         return vec![
             (1, TripPoint::Before),
             (1, TripPoint::After),
+            // Where the full sweep found an instance recorded `deleted` twice (the killed run's
+            // intent reconciled, then the instance planned and recorded again by the next run).
+            (2, TripPoint::Before),
             (5, TripPoint::After),
             (9, TripPoint::Before),
         ];
@@ -151,9 +154,14 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
     assert_eq!(kept(&after), kept(&account.before), "kill at {n} {point:?}");
     assert!(!kept(&after).is_empty());
     let reconciled = audit.iter().filter(|e| !e["reconciles"].is_null()).count();
+    let superseded = audit
+        .iter()
+        .filter(|e| !e["reconciles"].is_null() && e["result"] == "superseded")
+        .count();
     format!(
         "kill -9 {point:?} removal call {n}: {} removed, 0 deleted twice, 0 without outcome, \
-         {reconciled} intent(s) reconciled by the next run, 0 protected touched",
+         {reconciled} intent(s) reconciled by the next run ({superseded} superseded by its own), \
+         0 protected touched",
         removed.len()
     )
 }
