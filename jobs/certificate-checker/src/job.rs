@@ -42,8 +42,9 @@ impl Job for CertificateChecker {
         handshake_failed and invalid_certificate. One digest notification per run.\n\n\
         Read-only: --execute is accepted for uniformity with the other jobs and changes nothing \
         (the event is then marked dry_run: false).\n\n\
-        Exit codes: 0 success, 1 a source could not be read fully or results not published, \
-        2 refused before any side effect (bad config, unreadable roots or Vault token).";
+        Exit codes: 0 success, 1 a source could not be read fully, the digest not delivered on \
+        a channel, or results not published, 2 refused before any side effect (bad config, \
+        unreadable roots or Vault token).";
     type Args = CheckerArgs;
     type Config = CheckerConfig;
 
@@ -156,9 +157,12 @@ impl Job for CertificateChecker {
                     )
                     .await
                     {
-                        Ok(listed) => {
-                            listed.map_err(|e| format!("kubernetes: listing secrets: {e}"))
-                        }
+                        Ok(listed) => listed.map_err(|e| {
+                            format!(
+                                "kubernetes: listing secrets: {}",
+                                sources::describe_kube_error(&e)
+                            )
+                        }),
                         Err(_) => Err(format!(
                             "kubernetes: listing secrets did not finish within {deadline:?} \
                              (job.kubernetes.list_timeout)"
@@ -223,7 +227,20 @@ impl Job for CertificateChecker {
             json!(severity_counts(&outcome.certificates)),
         );
         if let Some(n) = digest(&outcome.findings, ctx.dry_run) {
-            report.alerts_sent = ctx.notifier.send(&n, ctx.clock).await;
+            // The digest is what the run is for: a channel that did not take it makes the run
+            // partial (exit 1), named in the errors, so the failure is seen (last_run_success 0)
+            // instead of a silent success nobody was told about.
+            ctx.acted();
+            let sent = ctx.notifier.send(&n, ctx.clock).await;
+            for a in sent.iter().filter(|a| !a.delivered) {
+                report.errors.push(format!(
+                    "digest not delivered by {} to {}: {}",
+                    a.channel,
+                    a.target,
+                    a.error.as_deref().unwrap_or("no reason given")
+                ));
+            }
+            report.alerts_sent = sent;
         }
         report.findings = outcome.findings;
         Ok(report)

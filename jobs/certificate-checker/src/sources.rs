@@ -113,6 +113,51 @@ pub async fn kubernetes(client: kube::Client, cfg: &KubeSource) -> Result<Collec
     Ok(out)
 }
 
+/// Vault's reasons from an error answer's `{"errors": ["…"]}`, joined with "; " on one line and
+/// cut to 300 characters; `None` when it has none (or is not that shape). Vault's errors name paths and
+/// states, never the token.
+fn vault_errors(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let reasons: Vec<&str> = value["errors"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if reasons.is_empty() {
+        return None;
+    }
+    // Vault's multi-error text spans lines ("1 error occurred:\n\t* …"): one line, one space.
+    let joined = reasons
+        .join("; ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(match joined.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    })
+}
+
+/// A kube-rs error in one line: for an API answer its code, reason and message (kube's own
+/// `Display` appends the whole `Status` in debug form); anything else as kube says it.
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let message = status.message.trim();
+            let reason = status.reason.trim();
+            match (reason.is_empty(), message.is_empty()) {
+                (false, false) => format!("API answered {} ({reason}): {message}", status.code),
+                (false, true) => format!("API answered {} ({reason})", status.code),
+                (true, false) => format!("API answered {}: {message}", status.code),
+                (true, true) => format!("API answered {}", status.code),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A Vault PKI reader over the HTTP API.
 #[derive(Debug)]
 pub struct Vault {
@@ -155,7 +200,13 @@ impl Vault {
             .map_err(|e| format!("vault {method} {url}: {e}"))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("vault {method} {url}: {status}"));
+            // Vault says why in `errors` ("permission denied", "Vault is sealed"): quote it, so
+            // a 403 and a 503 say which problem an operator has.
+            let body = response.text().await.unwrap_or_default();
+            return Err(match vault_errors(&body) {
+                Some(why) => format!("vault {method} {url}: {status}: {why}"),
+                None => format!("vault {method} {url}: {status}"),
+            });
         }
         response
             .json()
@@ -296,6 +347,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn vaults_reasons_are_quoted_from_its_errors_array() {
+        assert_eq!(
+            vault_errors(r#"{"errors":["Vault is sealed"]}"#).as_deref(),
+            Some("Vault is sealed")
+        );
+        assert_eq!(
+            vault_errors("{\"errors\":[\"1 error occurred:\\n\\t* permission denied\\n\", \"\"]}")
+                .as_deref(),
+            Some("1 error occurred: * permission denied")
+        );
+        assert_eq!(vault_errors(r#"{"errors":[]}"#), None);
+        assert_eq!(vault_errors("<html>bad gateway</html>"), None);
+        let long = vault_errors(&serde_json::json!({"errors": ["x".repeat(400)]}).to_string())
+            .expect("reason");
+        assert_eq!(long.chars().count(), 301, "cut at 300, plus the ellipsis");
+    }
+
     #[tokio::test]
     async fn a_wrong_token_is_an_error_line_without_the_token() {
         let url = fake_vault(BTreeMap::new()).await;
@@ -308,7 +377,11 @@ mod tests {
         .expect("client");
         let got = vault.collect(&["pki".to_string()]).await;
         assert!(got.sightings.is_empty());
-        assert!(got.errors[0].contains("403"), "{:?}", got.errors);
+        assert!(
+            got.errors[0].ends_with("/v1/pki/certs: 403 Forbidden: permission denied"),
+            "{:?}",
+            got.errors
+        );
         assert!(!got.errors[0].contains("s.wrong"));
     }
 }

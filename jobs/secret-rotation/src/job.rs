@@ -123,8 +123,8 @@ impl Job for SecretRotation {
         acknowledged before a credential changes) and takes the run lock. Owners get one notice per \
         due date. No secret value ever appears in a log, event, error, metric or table.\n\n\
         Exit codes: 0 success, 1 a secret failed (the others were still handled) or results not \
-        published, 2 refused before any side effect (bad config, unreadable credentials, no Kafka for \
-        --execute, run lock held).";
+        published, 2 refused before any side effect (bad config, unreadable credentials, Vault sealed \
+        or unreachable, no Kafka for --execute, run lock held).";
     type Args = RotationArgs;
     type Config = RotationConfig;
 
@@ -291,6 +291,15 @@ impl Job for SecretRotation {
         let items = match (snapshot, vault) {
             (Some(items), _) => items,
             (None, Some(vault)) => {
+                // A sealed or unreachable Vault refuses the run before anything is read or
+                // changed (exit 2), rather than making every secret a problem of a run that
+                // ends `partial`.
+                if let Err(e) = vault.check_available().await {
+                    return Err(JobError::Abort {
+                        reason: format!("vault unavailable: {e}: nothing was read or changed"),
+                        report,
+                    });
+                }
                 let (items, errors) = inventory::collect(vault, job, &ctx.config.aws.regions).await;
                 report.errors.extend(errors);
                 items
@@ -433,6 +442,8 @@ impl Job for SecretRotation {
                     let found = consumers.get(&i).cloned().unwrap_or_default();
                     rotate::rotate(ctx, &env, &l.item.decl, &target, meta, found).await
                 };
+                // Failure alerts (delivered or not) are listed in the event like notices.
+                report.alerts_sent.extend(outcome.alerts.iter().cloned());
                 let halt = outcome
                     .audit_failure
                     .clone()
@@ -668,6 +679,14 @@ impl SecretRotation {
                 (_, Some(Result_::Failed { step, reason, .. })) => report
                     .errors
                     .push(format!("{}: rotation failed at {step}: {reason}", d.name)),
+                (_, Some(Result_::Interrupted { step, reason }))
+                    if outcome.is_some_and(|o| rotate::not_started(*step, o.resumed)) =>
+                {
+                    report.errors.push(format!(
+                        "{}: rotation not started, nothing was changed: {reason}",
+                        d.name
+                    ))
+                }
                 (_, Some(Result_::Interrupted { step, reason })) => report.errors.push(format!(
                     "{}: rotation interrupted at {step}: {reason}",
                     d.name
@@ -802,10 +821,17 @@ fn describe(
                 "interrupted",
                 Severity::Critical,
                 step.as_str(),
-                format!(
-                    "{} rotation interrupted at {step} (the next run resumes it): {reason}",
-                    d.name
-                ),
+                if rotate::not_started(*step, o.resumed) {
+                    format!(
+                        "{} rotation not started, nothing was changed (the journal could not be written; the next run tries again): {reason}",
+                        d.name
+                    )
+                } else {
+                    format!(
+                        "{} rotation interrupted at {step} (the next run resumes it): {reason}",
+                        d.name
+                    )
+                },
             ),
             Result_::Retired => (
                 "retired",

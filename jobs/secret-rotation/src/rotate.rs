@@ -218,6 +218,12 @@ pub async fn rotate(
     r.outcome
 }
 
+/// Whether an interruption at `step` means the rotation never started: its first journal write
+/// (the only write of the journal step) did not happen, so there is nothing to resume.
+pub fn not_started(step: Step, resumed: bool) -> bool {
+    step == Step::Journal && !resumed
+}
+
 fn target_disruptive(decl: &SecretDecl) -> bool {
     decl.target.as_ref().is_some_and(|t| t.disruptive())
 }
@@ -730,11 +736,12 @@ impl Rotation<'_, '_> {
                     step,
                     reason: reason.clone(),
                 };
-                self.alert(
-                    step,
-                    &format!("interrupted, to be resumed by the next run: {reason}"),
-                )
-                .await;
+                let what = if not_started(step, self.outcome.resumed) {
+                    "not started, nothing was changed (the journal could not be written; the next run tries again)"
+                } else {
+                    "interrupted, to be resumed by the next run"
+                };
+                self.alert(step, &format!("{what}: {reason}")).await;
             }
             Stop::Fail {
                 step,

@@ -46,6 +46,14 @@ pub enum VaultError {
         /// Vault's `errors`, joined.
         errors: String,
     },
+    /// Vault answered, but cannot serve requests (`sys/seal-status`: sealed or not initialised).
+    #[error("vault {address} is {state}")]
+    Unavailable {
+        /// Vault's address.
+        address: String,
+        /// `sealed` or `not initialised`.
+        state: &'static str,
+    },
     /// An answer that is not what the API documents.
     #[error("vault {what}: unexpected answer: {message}")]
     Decode {
@@ -153,14 +161,7 @@ impl Vault {
         if !status.is_success() {
             let errors = serde_json::from_str::<Value>(&text)
                 .ok()
-                .and_then(|v| {
-                    v["errors"].as_array().map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    })
-                })
+                .and_then(|v| v["errors"].as_array().map(|a| errors_text(a)))
                 .unwrap_or_default();
             if status == reqwest::StatusCode::BAD_REQUEST && errors.contains("check-and-set") {
                 return Err(VaultError::CasMismatch { what });
@@ -180,6 +181,35 @@ impl Vault {
                 what,
                 message: format!("not JSON: {e}"),
             })
+    }
+
+    /// `Ok` when Vault can serve requests: `GET sys/seal-status` (no token needed) says it is
+    /// initialised and unsealed. Asked once before a run reads anything, so a sealed or
+    /// unreachable Vault refuses the run instead of turning every secret into a problem.
+    pub async fn check_available(&self) -> Result<(), VaultError> {
+        let api = "sys/seal-status";
+        let v = self
+            .call(Method::GET, api, None)
+            .await?
+            .ok_or_else(|| VaultError::Decode {
+                what: format!("GET {api}"),
+                message: "404: not a Vault server?".into(),
+            })?;
+        let state = match (v["initialized"].as_bool(), v["sealed"].as_bool()) {
+            (Some(true), Some(false)) => return Ok(()),
+            (Some(false), _) => "not initialised",
+            (_, Some(true)) => "sealed",
+            _ => {
+                return Err(VaultError::Decode {
+                    what: format!("GET {api}"),
+                    message: "no initialized/sealed".into(),
+                });
+            }
+        };
+        Err(VaultError::Unavailable {
+            address: self.address.clone(),
+            state,
+        })
     }
 
     /// The secret's metadata; `None` when it does not exist.
@@ -339,5 +369,52 @@ impl Vault {
         }
         out.sort();
         Ok(out)
+    }
+}
+
+/// Vault's `errors` as one line: Go's multierror text (`1 error occurred:\n\t* permission
+/// denied\n\n`, what OpenBao and Vault answer to a token without the capability) reduced to its
+/// items, joined with `; `.
+fn errors_text(errors: &[Value]) -> String {
+    let mut items = Vec::new();
+    for e in errors.iter().filter_map(Value::as_str) {
+        let bullets: Vec<&str> = e
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("* "))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if bullets.is_empty() {
+            let one = e.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !one.is_empty() {
+                items.push(one);
+            }
+        } else {
+            items.extend(bullets.into_iter().map(String::from));
+        }
+    }
+    items.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_errors_are_one_line() {
+        let permission = json!(["1 error occurred:\n\t* permission denied\n\n"]);
+        assert_eq!(
+            errors_text(permission.as_array().expect("array")),
+            "permission denied"
+        );
+        let two = json!([
+            "2 errors occurred:\n\t* first\n\t* second\n\n",
+            "Vault is sealed"
+        ]);
+        assert_eq!(
+            errors_text(two.as_array().expect("array")),
+            "first; second; Vault is sealed"
+        );
+        assert_eq!(errors_text(&[]), "");
     }
 }

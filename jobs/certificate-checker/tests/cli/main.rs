@@ -6,6 +6,7 @@
 #[path = "../support/certs.rs"]
 mod certs;
 mod run;
+mod sinks_down;
 mod vault;
 
 use std::path::Path;

@@ -8,6 +8,7 @@ mod config;
 mod execute;
 mod failures;
 mod kill;
+mod sinks_down;
 mod targets;
 
 use std::path::Path;
