@@ -123,6 +123,24 @@ pub async fn kube_client(config: &KubernetesConfig) -> Result<kube::Client, Erro
 /// after the first try: 0.2, 0.4, 0.8 and 1.6 s apart at most (capped at 5 s), then the error.
 pub const KUBE_RETRIES: u32 = 4;
 
+/// A kube-rs error in one line: for an API answer its code, reason and message (kube's own
+/// `Display` appends the whole `Status` in debug form); anything else as kube says it.
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let message = status.message.trim();
+            let reason = status.reason.trim();
+            match (reason.is_empty(), message.is_empty()) {
+                (false, false) => format!("API answered {} ({reason}): {message}", status.code),
+                (false, true) => format!("API answered {} ({reason})", status.code),
+                (true, false) => format!("API answered {}: {message}", status.code),
+                (true, true) => format!("API answered {}", status.code),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
 /// A client for `config` with [`KUBE_RETRIES`] bounded retries. kube's own default retries
 /// the same statuses up to 15 times with delays growing to 1,000 s: against an API server that
 /// answers 503, a run waited minutes on each call before it could refuse (found by the fault

@@ -64,7 +64,7 @@ pub enum LockError {
         message: String,
     },
     /// The API call failed for another reason.
-    #[error("lease {lease}: {action}: {source}")]
+    #[error("lease {lease}: {action}: {}", crate::clients::describe_kube_error(.source))]
     Api {
         /// `namespace/name` of the Lease.
         lease: String,

@@ -87,6 +87,12 @@ struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     server: String,
+    /// `notify.smtp.timeout`, for a whole message (lettre's async transport bounds only the
+    /// connect by it).
+    timeout: Duration,
+    /// Set once a message got no answer within `timeout`: the run's later emails are not
+    /// attempted (each would wait as long).
+    unresponsive: std::sync::Mutex<Option<String>>,
 }
 
 /// Sends notifications over the configured channels.
@@ -220,14 +226,33 @@ impl Notifier {
                     message,
                 }
             })?;
-        smtp.transport
-            .send(message)
-            .await
-            .map_err(|e| Error::Smtp {
-                server: smtp.server.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(())
+        let fail = |message: String| Error::Smtp {
+            server: smtp.server.clone(),
+            message,
+        };
+        // A poisoned lock only means another task panicked holding an Option<String>.
+        let earlier = smtp
+            .unresponsive
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(why) = earlier {
+            return Err(fail(format!("not attempted: {why}")));
+        }
+        // lettre bounds the connect by `timeout`, not the conversation: a server that accepts
+        // the connection and never answers would hold the run until its deadline killed it,
+        // with no result event (found by usage-reporting's sinks-down test).
+        match tokio::time::timeout(smtp.timeout, smtp.transport.send(message)).await {
+            Ok(sent) => sent.map(|_| ()).map_err(|e| fail(e.to_string())),
+            Err(_) => {
+                let limit = crate::config::HumanDuration(smtp.timeout);
+                *smtp.unresponsive.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(format!("an earlier email got no answer within {limit}"));
+                Err(fail(format!(
+                    "no answer within {limit} (notify.smtp.timeout)"
+                )))
+            }
+        }
     }
 
     async fn post_chat(&self, n: &Notification) -> Result<(), Error> {
@@ -433,6 +458,8 @@ fn build_smtp(c: &SmtpConfig) -> Result<Smtp, Error> {
         transport: builder.build(),
         from,
         server,
+        timeout: c.timeout.0,
+        unresponsive: std::sync::Mutex::new(None),
     })
 }
 
@@ -476,6 +503,41 @@ mod tests {
         let plain = build_message(&from, &to, "s", "t", Some("<p>h</p>"), &[]).expect("message");
         let raw = String::from_utf8(plain.formatted()).expect("utf-8");
         assert!(!raw.contains("multipart/mixed") && raw.contains("multipart/alternative"));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_costs_one_timeout_and_the_rest_are_not_attempted() {
+        // Accepts connections and holds them without a greeting.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                held.push(conn);
+            }
+        });
+        let config: NotifyConfig = serde_json::from_value(json!({
+            "smtp": {"host": "127.0.0.1", "port": port, "tls": "none",
+                     "from": "jobs@example.com", "timeout": "300ms"},
+        }))
+        .expect("config");
+        let notifier = Notifier::from_config(&config, "test").expect("notifier");
+        let to: Vec<Email> = serde_json::from_value(json!(["a@example.com"])).expect("to");
+        let first = notifier.send_email(&to, "s", "t", None).await;
+        let first = first.expect_err("no answer").to_string();
+        assert_eq!(
+            first,
+            format!("smtp 127.0.0.1:{port}: no answer within 300ms (notify.smtp.timeout)")
+        );
+        let second = notifier.send_email(&to, "s", "t", None).await;
+        assert_eq!(
+            second.expect_err("not attempted").to_string(),
+            format!(
+                "smtp 127.0.0.1:{port}: not attempted: an earlier email got no answer within 300ms"
+            )
+        );
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Job for CertificateChecker {
                         Ok(listed) => listed.map_err(|e| {
                             format!(
                                 "kubernetes: listing secrets: {}",
-                                sources::describe_kube_error(&e)
+                                common::clients::describe_kube_error(&e)
                             )
                         }),
                         Err(_) => Err(format!(

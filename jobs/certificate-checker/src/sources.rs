@@ -140,24 +140,6 @@ fn vault_errors(body: &str) -> Option<String> {
     })
 }
 
-/// A kube-rs error in one line: for an API answer its code, reason and message (kube's own
-/// `Display` appends the whole `Status` in debug form); anything else as kube says it.
-pub fn describe_kube_error(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => {
-            let message = status.message.trim();
-            let reason = status.reason.trim();
-            match (reason.is_empty(), message.is_empty()) {
-                (false, false) => format!("API answered {} ({reason}): {message}", status.code),
-                (false, true) => format!("API answered {} ({reason})", status.code),
-                (true, false) => format!("API answered {}: {message}", status.code),
-                (true, true) => format!("API answered {}", status.code),
-            }
-        }
-        other => other.to_string(),
-    }
-}
-
 /// A Vault PKI reader over the HTTP API.
 #[derive(Debug)]
 pub struct Vault {

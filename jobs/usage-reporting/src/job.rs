@@ -278,14 +278,19 @@ impl Job for UsageReporting {
                 }
             }
         }
+        // A kind not listed somewhere is down too, for `usage_report_source_up`: the run is
+        // partial because of it, and its dimension is missing from every report.
+        let mut inventory_complete = true;
         let resources: Option<Result<ResourceUsage, String>> = resources.map(|r| {
             r.map(|(usage, listing_errors)| {
+                inventory_complete = listing_errors.is_empty();
                 errors.extend(listing_errors);
                 usage
             })
         });
         if let Some(r) = &resources {
-            self.metrics.source("inventory", r.is_ok());
+            self.metrics
+                .source("inventory", r.is_ok() && inventory_complete);
             if let Err(e) = r {
                 errors.push(e.clone());
             }

@@ -173,6 +173,9 @@ pub struct ResourceUsage {
     pub unknown_size: BTreeMap<String, Vec<String>>,
     /// Every dimension seen or known, with its measure (so a tenant with none shows 0).
     pub dimensions: BTreeMap<&'static str, Measure>,
+    /// Dimensions left out because a kind of theirs could not be listed somewhere, with why
+    /// (every tenant's report notes them).
+    pub missing: BTreeMap<&'static str, String>,
 }
 
 /// Sums `items` per project and dimension; `known` are the dimensions every tenant is shown

@@ -427,6 +427,12 @@ pub fn build(tenant: &Tenant, inputs: &Inputs<'_>) -> TenantReport {
             q.forecast = forecast::count(&history(dimension), value, limit.map(|l| l.value), as_of);
             quotas.push(q);
         }
+        for (dimension, why) in &r.missing {
+            notes.push(format!(
+                "{} could not be counted: {why}",
+                label_of(dimension)
+            ));
+        }
         if let Some(unknown) = r.unknown_size.get(&tenant.project) {
             notes.push(format!(
                 "{} resource(s) of unknown size counted as 0 GB: {}",

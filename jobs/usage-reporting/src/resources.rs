@@ -3,11 +3,14 @@
 //! need — its `project` tag, its kind's quota dimension and how much it counts
 //! ([`crate::quota::Measured`]). Everything else about quotas lives in [`crate::quota`].
 //!
-//! A kind that could not be listed in some scope makes its dimension *unknown* for every tenant
-//! (a count that misses a region would be a wrong number): the dimension is left out of the
-//! usage and the failure is an error of the run.
+//! A kind that could not be listed in some scope, or a resource of it whose tags could not be
+//! read, makes its dimension *unknown* for every tenant (a count that misses a region or a
+//! resource would be a wrong number): the dimension is left out of the usage, noted in every
+//! report, and the failure is an error of the run. A dimension whose kinds
+//! the source does not list at all (AWS kinds with `aws: false`, a namespaced kind not in
+//! `kubernetes.kinds`) is not shown either: nobody counted it, so it is not 0.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::config::JobConfig;
 use inventory::{Listing, Measure as InvMeasure, Providers};
@@ -35,25 +38,64 @@ fn measure(m: InvMeasure) -> Measure {
     }
 }
 
-/// Reduces a listing to quota usage; `failed` names the dimensions whose kind was not listed
-/// everywhere (left out, not counted low) and the errors saying so.
-pub fn usage(listing: &Listing, project_tag: &str) -> (ResourceUsage, Vec<String>) {
-    let mut failed: BTreeSet<&'static str> = BTreeSet::new();
+/// The registry names of the kinds `source` lists: every AWS kind with `aws`, and with
+/// `kubernetes` the namespaces plus the namespaced kinds of its `kinds` (as
+/// `inventory::KubeScope::new` picks them).
+pub fn listed_kinds(source: &InventorySource) -> BTreeSet<&'static str> {
+    inventory::kinds::KINDS
+        .iter()
+        .filter(|k| {
+            (source.aws && k.aws().is_some())
+                || source.kubernetes.as_ref().is_some_and(|ks| {
+                    k.kube().is_some_and(|kk| {
+                        kk.id_segment().is_none() || ks.kinds.iter().any(|n| n == k.name())
+                    })
+                })
+        })
+        .map(|k| k.name())
+        .collect()
+}
+
+/// Reduces a listing of the kinds `listed` to quota usage. A dimension is shown only when every
+/// kind counting towards it was listed, everywhere: one not listed at all is left out silently
+/// (not configured), one whose listing failed somewhere is left out, recorded in
+/// [`ResourceUsage::missing`], and its failures come back as the run's errors.
+pub fn usage(
+    listing: &Listing,
+    project_tag: &str,
+    listed: &BTreeSet<&'static str>,
+) -> (ResourceUsage, Vec<String>) {
+    let mut missing: BTreeMap<&'static str, String> = BTreeMap::new();
     let mut errors = Vec::new();
     for f in &listing.failures {
+        let error = format!("{} in {} not listed: {}", f.kind, f.scope.label(), f.error);
         if let Some(q) = inventory::kinds::by_name(f.kind).and_then(|k| k.quota()) {
-            failed.insert(q.dimension);
+            missing.entry(q.dimension).or_insert_with(|| error.clone());
         }
-        errors.push(format!(
-            "inventory: {} in {} not listed: {}",
-            f.kind,
-            f.scope.label(),
-            f.error
-        ));
+        errors.push(format!("inventory: {error}"));
     }
+    // A resource whose tags could not be read cannot be given to a tenant: its dimension is
+    // unknown, like a kind not listed (counting it nowhere would make a tenant's figure low).
+    for r in &listing.resources {
+        let (Some(why), Some(q)) = (
+            &r.tags_unreadable,
+            inventory::kinds::by_name(r.kind).and_then(|k| k.quota()),
+        ) else {
+            continue;
+        };
+        let error = format!("{} {}: tags unreadable: {why}", r.kind, r.id);
+        missing.entry(q.dimension).or_insert_with(|| error.clone());
+        errors.push(format!("inventory: {error}"));
+    }
+    let unlisted: BTreeSet<&'static str> = inventory::kinds::KINDS
+        .iter()
+        .filter(|k| !listed.contains(k.name()))
+        .filter_map(|k| k.quota().map(|q| q.dimension))
+        .collect();
+    let shown = |dimension: &str| !missing.contains_key(dimension) && !unlisted.contains(dimension);
     let items = listing.resources.iter().filter_map(|r| {
         let q = inventory::kinds::by_name(r.kind)?.quota()?;
-        if failed.contains(q.dimension) {
+        if !shown(q.dimension) {
             return None;
         }
         let project = r.tags.get(project_tag)?.trim();
@@ -74,9 +116,11 @@ pub fn usage(listing: &Listing, project_tag: &str) -> (ResourceUsage, Vec<String
     });
     let known: Vec<(&'static str, Measure)> = known_dimensions()
         .into_iter()
-        .filter(|(d, _)| !failed.contains(d))
+        .filter(|(d, _)| shown(d))
         .collect();
-    (sum_resources(items, &known), errors)
+    let mut usage = sum_resources(items, &known);
+    usage.missing = missing;
+    (usage, errors)
 }
 
 /// Lists the configured scopes and returns the usage and the listing errors.
@@ -93,7 +137,7 @@ pub async fn collect(
         message: error_chain(&e),
     })?;
     let listing = providers.list().await;
-    Ok(usage(&listing, &source.project_tag))
+    Ok(usage(&listing, &source.project_tag, &listed_kinds(source)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -158,12 +202,115 @@ mod tests {
             ],
             failures: Vec::new(),
         };
-        let (u, errors) = usage(&listing, "project");
+        let all = inventory::kinds::KINDS.iter().map(|k| k.name()).collect();
+        let (u, errors) = usage(&listing, "project", &all);
         assert!(errors.is_empty());
         assert_eq!(u.used["acme"]["ec2_instances"], 2.0);
         assert_eq!(u.used["acme"]["ebs_volume_gb"], 120.0);
         assert_eq!(u.unknown_size["acme"], ["vol-2"]);
         assert_eq!(u.used["bravo"]["s3_buckets"], 1.0);
         assert_eq!(u.used["acme"].len(), 2, "security groups have no quota");
+    }
+
+    fn kube_only() -> InventorySource {
+        InventorySource {
+            aws: false,
+            kubernetes: Some(inventory::KubeSource {
+                kinds: Vec::new(),
+                ..inventory::KubeSource::default()
+            }),
+            project_tag: "project".into(),
+        }
+    }
+
+    fn namespace(name: &str, project: &str) -> Resource {
+        let mut r = Resource::new(
+            "k8s-namespace",
+            format!("k8s:{name}"),
+            name.to_string(),
+            Scope::Kubernetes {
+                cluster: "test".into(),
+            },
+        );
+        r.tags.insert("project".into(), project.into());
+        r
+    }
+
+    #[test]
+    fn only_the_dimensions_of_listed_kinds_are_shown() {
+        let listed = listed_kinds(&kube_only());
+        assert!(listed.contains("k8s-namespace"), "{listed:?}");
+        assert!(!listed.contains("ec2-instance"), "{listed:?}");
+        let listing = Listing {
+            resources: vec![namespace("a-1", "acme"), namespace("a-2", "acme")],
+            failures: Vec::new(),
+        };
+        let (u, errors) = usage(&listing, "project", &listed);
+        assert!(errors.is_empty());
+        assert_eq!(u.used["acme"]["k8s_namespaces"], 2.0);
+        let dims: Vec<&str> = u.dimensions.keys().copied().collect();
+        assert_eq!(
+            dims,
+            ["k8s_namespaces"],
+            "AWS was not listed: not 0, absent"
+        );
+        assert!(u.missing.is_empty());
+    }
+
+    #[test]
+    fn a_kind_that_failed_somewhere_leaves_its_dimension_out_with_the_reason() {
+        let listing = Listing {
+            resources: vec![namespace("a-1", "acme")],
+            failures: vec![inventory::ListFailure {
+                scope: Scope::Kubernetes {
+                    cluster: "test".into(),
+                },
+                kind: "k8s-namespace",
+                error: inventory::ProviderError::refusal(
+                    "list k8s-namespace",
+                    "k8s:test",
+                    "503 Service Unavailable",
+                ),
+            }],
+        };
+        let (u, errors) = usage(&listing, "project", &listed_kinds(&kube_only()));
+        assert!(u.dimensions.is_empty(), "{:?}", u.dimensions);
+        assert!(
+            u.used.is_empty(),
+            "nothing counted for a dimension left out"
+        );
+        assert!(
+            u.missing["k8s_namespaces"].contains("503"),
+            "{:?}",
+            u.missing
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("inventory: k8s-namespace in "),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_resource_with_unreadable_tags_leaves_its_dimension_out_with_the_reason() {
+        let mut unreadable = namespace("a-2", "acme");
+        unreadable.tags.clear();
+        unreadable.tags_unreadable = Some("403 Forbidden".into());
+        let listing = Listing {
+            resources: vec![namespace("a-1", "acme"), unreadable],
+            failures: Vec::new(),
+        };
+        let (u, errors) = usage(&listing, "project", &listed_kinds(&kube_only()));
+        assert!(u.dimensions.is_empty(), "{:?}", u.dimensions);
+        assert!(u.used.is_empty(), "acme's 1 would be a wrong figure");
+        assert!(
+            u.missing["k8s_namespaces"].contains("403"),
+            "{:?}",
+            u.missing
+        );
+        assert_eq!(
+            errors,
+            ["inventory: k8s-namespace k8s:a-2: tags unreadable: 403 Forbidden"]
+        );
     }
 }

@@ -209,6 +209,25 @@ impl Bed {
         assert_eq!(email[0].target, ONCALL);
     }
 
+    /// Asserts a run in which only Vault failed: nothing from Vault, the endpoint still
+    /// checked, the event on Kafka, the digest sent, the run's failure pushed.
+    async fn assert_only_vault_failed(&self, ran: &Ran) {
+        assert!(
+            !ran.event
+                .findings
+                .iter()
+                .any(|f| f.resource.starts_with("vault:")),
+            "nothing read from Vault"
+        );
+        self.assert_endpoint_checked(ran);
+        self.assert_on_kafka(ran).await;
+        self.assert_digest_sent(ran, 1).await;
+        assert_eq!(
+            self.gauge("security_job_last_run_success", &[]).await,
+            Some(0.0)
+        );
+    }
+
     /// Asserts the endpoint was checked and reported: its certificate, critical, 3 days left.
     fn assert_endpoint_checked(&self, ran: &Ran) {
         let f = ran
@@ -506,20 +525,7 @@ async fn vault_answering_403_to_a_token_without_the_policy_is_partial_and_never_
         !ran.stdout.contains(&token) && !ran.stderr.contains(&token),
         "the Vault token appears in the output"
     );
-    assert!(
-        !ran.event
-            .findings
-            .iter()
-            .any(|f| f.resource.starts_with("vault:")),
-        "nothing read from Vault"
-    );
-    bed.assert_endpoint_checked(&ran);
-    bed.assert_on_kafka(&ran).await;
-    bed.assert_digest_sent(&ran, 1).await;
-    assert_eq!(
-        bed.gauge("security_job_last_run_success", &[]).await,
-        Some(0.0)
-    );
+    bed.assert_only_vault_failed(&ran).await;
 
     // The policy the token names, written: the same token reads the mount.
     bao.request(
@@ -574,20 +580,7 @@ async fn vault_sealed_is_partial_with_vaults_reason_and_the_other_sources_and_si
         )],
         "the error names Vault, the call and that it is sealed"
     );
-    assert!(
-        !ran.event
-            .findings
-            .iter()
-            .any(|f| f.resource.starts_with("vault:")),
-        "nothing read from Vault"
-    );
-    bed.assert_endpoint_checked(&ran);
-    bed.assert_on_kafka(&ran).await;
-    bed.assert_digest_sent(&ran, 1).await;
-    assert_eq!(
-        bed.gauge("security_job_last_run_success", &[]).await,
-        Some(0.0)
-    );
+    bed.assert_only_vault_failed(&ran).await;
     assert_eq!(
         bed.gauge(
             "certificate_checker_certificates",

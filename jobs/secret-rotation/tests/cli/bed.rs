@@ -170,6 +170,14 @@ impl Bed {
         env
     }
 
+    /// [`Bed::env`] with `key` set to `value` instead (a scoped token, a proxy's address).
+    pub fn env_with(&self, key: &str, value: &str) -> Vec<(&'static str, String)> {
+        self.env()
+            .into_iter()
+            .map(|(k, v)| (k, if k == key { value.to_string() } else { v }))
+            .collect()
+    }
+
     /// `--config`, then `--now NOW --output json --log-format json` unless `extra` sets them.
     pub fn args<'a>(config: &'a Path, execute: bool, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec!["--config", config.to_str().expect("utf-8")];

@@ -438,17 +438,7 @@ path "secret/metadata/apps/readonly" { capabilities = ["read"] }
         api_key("readonly"),
         api_key("hidden")
     ));
-    let env: Vec<(&str, String)> = bed
-        .env()
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "BAO_TOKEN" {
-                (k, token.clone())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let env = bed.env_with("BAO_TOKEN", &token);
     let out = crate::run(bed.dir.path(), &Bed::args(&config, true, &[]), &env).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -755,17 +745,7 @@ async fn pushgateway_503_is_exit_1_with_the_rotation_done_and_its_event_on_kafka
     let pgw = bed.pgw.as_ref().expect("pushgateway");
     let proxy = FaultProxy::start(&pgw.url(), 1).await.expect("proxy");
     proxy.set_rules(vec![Rule::new(Route::Any, Fault::Status(503), 1.0)]);
-    let env: Vec<(&str, String)> = bed
-        .env()
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "GOV_PUSHGATEWAY_URL" {
-                (k, proxy.endpoint())
-            } else {
-                (k, v)
-            }
-        })
-        .collect();
+    let env = bed.env_with("GOV_PUSHGATEWAY_URL", &proxy.endpoint());
     let out = crate::run(bed.dir.path(), &Bed::args(&config, true, &[]), &env).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");

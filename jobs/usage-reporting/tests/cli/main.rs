@@ -8,6 +8,7 @@ mod fixture;
 mod bad_data;
 mod inventory;
 mod modes;
+mod sinks_down;
 mod weekly;
 
 use std::path::{Path, PathBuf};
