@@ -101,7 +101,9 @@ pub struct Notifier {
     email_to: Vec<Email>,
     chat: Option<SecretString>,
     pagerduty: Option<(SecretString, String)>,
-    http: reqwest::Client,
+    /// For the webhooks; built only when one is configured (building it parses the system's
+    /// root certificates: a sixth of an empty TTL run's CPU).
+    http: Option<reqwest::Client>,
     source: String,
 }
 
@@ -119,13 +121,18 @@ impl Notifier {
     /// Builds the channels the config names; `source` names the job in pager events.
     pub fn from_config(config: &NotifyConfig, source: &str) -> Result<Self, Error> {
         let smtp = config.smtp.as_ref().map(build_smtp).transpose()?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| Error::Webhook {
-                channel: "chat",
-                message: e.to_string(),
-            })?;
+        let http = if config.chat.is_some() || config.pagerduty.is_some() {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| Error::Webhook {
+                    channel: "chat",
+                    message: e.to_string(),
+                })?;
+            Some(client)
+        } else {
+            None
+        };
         Ok(Notifier {
             smtp,
             email_to: config.email_to.clone(),
@@ -256,10 +263,11 @@ impl Notifier {
     }
 
     async fn post_chat(&self, n: &Notification) -> Result<(), Error> {
-        let Some(url) = &self.chat else { return Ok(()) };
+        let (Some(url), Some(http)) = (&self.chat, &self.http) else {
+            return Ok(());
+        };
         let body = json!({ "text": format!("*{}*\n{}", n.subject, n.text) });
-        let response = self
-            .http
+        let response = http
             .post(url.expose_secret())
             .json(&body)
             .send()
@@ -273,7 +281,7 @@ impl Notifier {
     }
 
     async fn post_pager(&self, n: &Notification) -> Result<(), Error> {
-        let Some((key, url)) = &self.pagerduty else {
+        let (Some((key, url)), Some(http)) = (&self.pagerduty, &self.http) else {
             return Ok(());
         };
         let severity = match n.severity {
@@ -290,16 +298,15 @@ impl Notifier {
         if let Some(dedup) = &n.dedup_key {
             body["dedup_key"] = json!(dedup);
         }
-        let response =
-            self.http
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| Error::Webhook {
-                    channel: "pager",
-                    message: describe_http_error(&e),
-                })?;
+        let response = http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Webhook {
+                channel: "pager",
+                message: describe_http_error(&e),
+            })?;
         check_status("pager", response.status())
     }
 }
