@@ -1006,7 +1006,7 @@ pub struct SmtpConfig {
     /// File holding the password (trailing newline ignored).
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    /// Connection and command timeout.
+    /// Bounds each message, from the connect to the server's acceptance (default 10s).
     #[serde(default = "default_http_timeout")]
     pub timeout: HumanDuration,
 }

@@ -91,7 +91,8 @@ struct Smtp {
     /// connect by it).
     timeout: Duration,
     /// Set once a message got no answer within `timeout`: the run's later emails are not
-    /// attempted (each would wait as long).
+    /// attempted (each would wait as long). Never reset: a send cut off by the timeout leaves
+    /// its pooled connection mid-conversation, and lettre would hand it to the next message.
     unresponsive: std::sync::Mutex<Option<String>>,
 }
 

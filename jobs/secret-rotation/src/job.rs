@@ -683,7 +683,7 @@ impl SecretRotation {
                     if outcome.is_some_and(|o| rotate::not_started(*step, o.resumed)) =>
                 {
                     report.errors.push(format!(
-                        "{}: rotation not started, nothing was changed: {reason}",
+                        "{}: rotation stopped before any credential changed: {reason}",
                         d.name
                     ))
                 }
@@ -823,7 +823,7 @@ fn describe(
                 step.as_str(),
                 if rotate::not_started(*step, o.resumed) {
                     format!(
-                        "{} rotation not started, nothing was changed (the journal could not be written; the next run tries again): {reason}",
+                        "{} rotation stopped before any credential changed (the journal could not be written; the next run tries again): {reason}",
                         d.name
                     )
                 } else {

@@ -737,7 +737,7 @@ impl Rotation<'_, '_> {
                     reason: reason.clone(),
                 };
                 let what = if not_started(step, self.outcome.resumed) {
-                    "not started, nothing was changed (the journal could not be written; the next run tries again)"
+                    "stopped before any credential changed (the journal could not be written; the next run tries again)"
                 } else {
                     "interrupted, to be resumed by the next run"
                 };

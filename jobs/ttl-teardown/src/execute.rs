@@ -121,6 +121,9 @@ pub struct Executed {
     pub audit: Vec<Value>,
     /// What reconciling earlier runs' open intents did, when there were any.
     pub reconciled: Option<crate::reconcile::Reconciled>,
+    /// Earlier runs' open intents on resources of this run's plan, by resource: this run's own
+    /// `deleted` outcome lists them in `supersedes` (see [`crate::reconcile`]).
+    pub handover: BTreeMap<String, Vec<Value>>,
 }
 
 /// Publishes an audit record, keeps it for the archive, and says whether Kafka acknowledged it.
@@ -571,7 +574,29 @@ impl Pass<'_> {
         retryable: Option<bool>,
     ) -> Result<(), common::Error> {
         let event = self.event(i, "outcome", Some(result), error, retryable);
-        let r = audit(self.ctx, out, &self.plan.items[i].resource.id, &event).await;
+        let id = &self.plan.items[i].resource.id;
+        // The removal recorded once: the earlier runs' open intents on it close with it.
+        let earlier = match result {
+            "deleted" => out.handover.remove(id),
+            _ => None,
+        };
+        let with_supersedes = earlier.as_ref().and_then(|refs| {
+            let mut record = serde_json::to_value(&event).ok()?;
+            record
+                .as_object_mut()?
+                .insert("supersedes".into(), Value::Array(refs.clone()));
+            Some(record)
+        });
+        let r = match &with_supersedes {
+            Some(record) => audit(self.ctx, out, id, record).await,
+            None => audit(self.ctx, out, id, &event).await,
+        };
+        if let Some(refs) = earlier
+            && (r.is_err() || with_supersedes.is_none())
+        {
+            // Not closed with it: they stay open for the next run.
+            out.handover.insert(id.clone(), refs);
+        }
         if let Err(e) = &r {
             out.errors.push(format!(
                 "outcome event for {}: {e}",

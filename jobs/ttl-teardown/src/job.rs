@@ -318,7 +318,7 @@ impl TtlTeardown {
                 if let Some(r) = &executed.reconciled {
                     d.insert(
                         "reconciled".into(),
-                        json!({"found": r.found, "deleted": r.deleted, "not_done": r.not_done, "superseded": r.superseded, "left_open": r.left_open}),
+                        json!({"found": r.found, "deleted": r.deleted, "not_done": r.not_done, "superseded": r.superseded, "handed_over": r.handed_over, "left_open": r.left_open}),
                     );
                 }
                 self.archive(ctx, &executed, &mut report).await;
@@ -384,6 +384,7 @@ impl TtlTeardown {
                     deleted = r.deleted,
                     not_done = r.not_done,
                     superseded = r.superseded,
+                    handed_over = r.handed_over,
                     left_open = r.left_open,
                     "earlier runs' intents reconciled"
                 );

@@ -4,20 +4,27 @@
 //! call and its outcome event. Then the resource may be gone (an instance terminated), the next
 //! run no longer lists it, and the audit would say forever that it was never deleted. So an
 //! executing run first reads the audit topic back over `job.reconcile.lookback` (by the
-//! broker's timestamps, on the system clock), finds the intents of other runs with no outcome
-//! for the same run, resource and attempt (and no reconciliation record already closing them),
-//! looks at each resource as it is now, and publishes the outcome that is true, marked
-//! `reconciles: {run_id, attempt}`:
-//! - gone, or on its way out (a removal in progress) → `deleted`: the earlier run's removal was
-//!   made;
-//! - gone or on its way out, but in this run's deletion order (its listing saw it before it
-//!   went) → `superseded`: this run carries the removal through with an intent and outcome of
-//!   its own, so the resource still ends with exactly one `deleted` (found by the fault suite's
-//!   kill sweep: both runs used to record it);
-//! - still there and live → `not-done`: the earlier run stopped before removing it (this run
-//!   may delete it, with an intent and outcome of its own);
-//! - in no configured scope, or unreadable → left open (logged): nothing is claimed that was not
-//!   seen.
+//! broker's timestamps, on the system clock) and finds the intents of other runs with no final
+//! outcome for the same run, resource and attempt (nor a record closing them: a reconciliation
+//! `reconciles: {run_id, attempt}`, or a `deleted` outcome listing them in `supersedes`).
+//!
+//! Leaving an orphan open is always safe (a later run looks again); closing it wrongly is not.
+//! So, per resource:
+//! - **in this run's deletion order** → nothing is published now: the orphans are handed to the
+//!   executor, and this run's own `deleted` outcome, when it comes, lists them in
+//!   `supersedes` — one event recording the removal once and closing them with it. If this run
+//!   does not get there (killed, audit sink down, skipped, failed, still pending), they stay
+//!   open for the next run. (Closing them up front, the fault suite's kill sweep found, either
+//!   recorded the removal twice or, if this run then stopped, not at all.)
+//! - **recorded `deleted` later** by another run (whose reconciliation could not read the
+//!   topic) → `superseded`;
+//! - **gone, or on its way out** → the newest orphan `deleted`, any older ones `superseded`:
+//!   one removal, one `deleted`;
+//! - **still there and live** → `not-done`: the earlier run stopped before removing it;
+//! - in no configured scope, or unreadable → left open (logged): nothing is claimed that was
+//!   not seen.
+//!
+//! Every record is published under the run lock (checked before each), as deletions are.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -40,14 +47,31 @@ pub struct Orphan {
     pub kind: String,
     /// The attempt of the intent.
     pub attempt: u64,
+    /// Whether a `deleted` outcome for the resource (of another run) came after the intent.
+    pub deleted_later: bool,
+}
+
+impl Orphan {
+    /// The reference a closing record carries: `{run_id, attempt}`.
+    pub fn reference(&self) -> Value {
+        json!({"run_id": self.run_id, "attempt": self.attempt})
+    }
 }
 
 /// The intents in `payloads` (envelopes of `resource-deleted` events, oldest first) that no
-/// final outcome follows: neither the run's own for that attempt, nor a reconciliation record. The
-/// current run's own records and dry runs are ignored.
+/// final outcome follows: neither the run's own for that attempt, nor a reconciliation record,
+/// nor a `deleted` outcome naming it in `supersedes`. The current run's own records and dry
+/// runs are ignored. Oldest intent first.
 pub fn orphans(payloads: &[Vec<u8>], job_name: &str, current_run: &str) -> Vec<Orphan> {
-    let mut open: BTreeMap<(String, String, u64), Orphan> = BTreeMap::new();
-    for payload in payloads {
+    // (run, resource, attempt) → (position of the intent, the orphan)
+    let mut open: BTreeMap<(String, String, u64), (usize, Orphan)> = BTreeMap::new();
+    let closing = |v: &Value| {
+        (
+            v["run_id"].as_str().unwrap_or_default().to_string(),
+            v["attempt"].as_u64().unwrap_or(1),
+        )
+    };
+    for (at, payload) in payloads.iter().enumerate() {
         let Ok(e) = serde_json::from_slice::<Value>(payload) else {
             continue;
         };
@@ -62,30 +86,45 @@ pub fn orphans(payloads: &[Vec<u8>], job_name: &str, current_run: &str) -> Vec<O
             Some("intent") if run != current_run => {
                 open.insert(
                     (run.to_string(), resource.to_string(), attempt),
-                    Orphan {
-                        run_id: run.to_string(),
-                        resource: resource.to_string(),
-                        kind: e["kind"].as_str().unwrap_or_default().to_string(),
-                        attempt,
-                    },
+                    (
+                        at,
+                        Orphan {
+                            run_id: run.to_string(),
+                            resource: resource.to_string(),
+                            kind: e["kind"].as_str().unwrap_or_default().to_string(),
+                            attempt,
+                            deleted_later: false,
+                        },
+                    ),
                 );
             }
             // "pending" says a removal was accepted, not that it finished: the intent stays
             // open until its final outcome (or a reconciliation that saw the resource gone).
             Some("outcome") if e["result"] != "pending" => {
-                let closes = match e["reconciles"]["run_id"].as_str() {
-                    Some(earlier) => (
-                        earlier.to_string(),
-                        e["reconciles"]["attempt"].as_u64().unwrap_or(1),
-                    ),
-                    None => (run.to_string(), attempt),
+                let (r, a) = if e["reconciles"].is_object() {
+                    closing(&e["reconciles"])
+                } else {
+                    (run.to_string(), attempt)
                 };
-                open.remove(&(closes.0, resource.to_string(), closes.1));
+                open.remove(&(r, resource.to_string(), a));
+                for earlier in e["supersedes"].as_array().into_iter().flatten() {
+                    let (r, a) = closing(earlier);
+                    open.remove(&(r, resource.to_string(), a));
+                }
+                if e["result"] == "deleted" && !e["reconciles"].is_object() {
+                    for ((_, res, _), (intent_at, o)) in open.iter_mut() {
+                        if res == resource && *intent_at < at {
+                            o.deleted_later = true;
+                        }
+                    }
+                }
             }
             _ => {}
         }
     }
-    open.into_values().collect()
+    let mut found: Vec<(usize, Orphan)> = open.into_values().collect();
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, o)| o).collect()
 }
 
 /// What reconciling did.
@@ -97,15 +136,17 @@ pub struct Reconciled {
     pub deleted: usize,
     /// Closed as `not-done`.
     pub not_done: usize,
-    /// Closed as `superseded`: this run planned the resource and records its outcome.
+    /// Closed as `superseded` (an older orphan of a removal, or one recorded deleted later).
     pub superseded: usize,
+    /// Handed to this run's executor: in its deletion order.
+    pub handed_over: usize,
     /// Left open (not in a configured scope, unreadable).
     pub left_open: usize,
 }
 
 /// Reads the audit topic back and closes the orphans it finds (see the module docs); `planned`
-/// is this run's deletion order. An error reading the topic is returned for the run's report;
-/// it changes nothing.
+/// is this run's deletion order. The orphans of planned resources go to `out.handover`. An error
+/// reading the topic is returned for the run's report; it changes nothing.
 pub async fn reconcile(
     ctx: &RunContext<'_, TtlConfig>,
     providers: &Providers,
@@ -127,14 +168,35 @@ pub async fn reconcile(
         found: orphans.len(),
         ..Reconciled::default()
     };
-    for o in orphans {
-        if !providers.covers(&o.resource) {
-            tracing::warn!(resource = %o.resource, run = %o.run_id, "earlier intent left open: no configured scope covers it");
-            done.left_open += 1;
+    // Per resource, oldest orphan first.
+    let mut by_resource: BTreeMap<&str, Vec<&Orphan>> = BTreeMap::new();
+    for o in &orphans {
+        by_resource.entry(o.resource.as_str()).or_default().push(o);
+    }
+    for (resource, group) in by_resource {
+        if planned.contains(resource) {
+            tracing::info!(
+                resource,
+                orphans = group.len(),
+                "earlier intent handed to this run: its own outcome closes it"
+            );
+            out.handover.insert(
+                resource.to_string(),
+                group.iter().map(|o| o.reference()).collect(),
+            );
+            done.handed_over += group.len();
             continue;
         }
-        // (whether the earlier removal was made, what was seen)
-        let (removed, seen) = match providers.get(&o.resource).await {
+        if !providers.covers(resource) {
+            tracing::warn!(
+                resource,
+                "earlier intent left open: no configured scope covers it"
+            );
+            done.left_open += group.len();
+            continue;
+        }
+        // (whether the removal was made, what was seen)
+        let (removed, seen) = match providers.get(resource).await {
             Ok(None) => (true, "gone when reconciled".to_string()),
             Ok(Some(r)) => match r.state.as_deref() {
                 Some(s) if DELETING_STATES.contains(&s) => {
@@ -149,43 +211,47 @@ pub async fn reconcile(
                 ),
             },
             Err(e) => {
-                tracing::warn!(resource = %o.resource, error = %e, "earlier intent left open: cannot read the resource");
-                done.left_open += 1;
+                tracing::warn!(resource, error = %e, "earlier intent left open: cannot read the resource");
+                done.left_open += group.len();
                 continue;
             }
         };
-        let (result, detail) = if !removed {
-            ("not-done", seen)
-        } else if planned.contains(o.resource.as_str()) {
-            // The listing this run planned from saw it before it went: this run's own intent
-            // and outcome record the removal, once.
-            (
-                "superseded",
-                format!("{seen}; this run planned it and records its outcome"),
-            )
-        } else {
-            ("deleted", seen)
-        };
-        let record = json!({
-            "phase": "outcome",
-            "resource": o.resource,
-            "kind": o.kind,
-            "result": result,
-            "error": detail,
-            "step": 0,
-            "attempt": o.attempt,
-            "reconciles": {"run_id": o.run_id, "attempt": o.attempt},
-        });
-        match audit(ctx, out, &o.resource, &record).await {
-            Ok(()) => {
-                tracing::info!(resource = %o.resource, run = %o.run_id, result, "earlier intent reconciled");
-                match result {
-                    "deleted" => done.deleted += 1,
-                    "superseded" => done.superseded += 1,
-                    _ => done.not_done += 1,
-                }
+        let newest = group.len() - 1;
+        for (n, o) in group.iter().enumerate() {
+            let (result, detail) = if o.deleted_later {
+                ("superseded", "a later run recorded it deleted".to_string())
+            } else if !removed {
+                ("not-done", seen.clone())
+            } else if n < newest || group.iter().any(|g| g.deleted_later) {
+                (
+                    "superseded",
+                    format!("{seen}; one removal, recorded once, with a later intent"),
+                )
+            } else {
+                ("deleted", seen.clone())
+            };
+            if let Err(lost) = ctx.check_lock() {
+                return Err(format!("reconciling stopped: {lost}"));
             }
-            Err(e) => return Err(format!("reconciling {}: {e}", o.resource)),
+            let record = json!({
+                "phase": "outcome",
+                "resource": o.resource,
+                "kind": o.kind,
+                "result": result,
+                "error": detail,
+                "step": 0,
+                "attempt": o.attempt,
+                "reconciles": o.reference(),
+            });
+            if let Err(e) = audit(ctx, out, &o.resource, &record).await {
+                return Err(format!("reconciling {}: {e}", o.resource));
+            }
+            tracing::info!(resource = %o.resource, run = %o.run_id, result, "earlier intent reconciled");
+            match result {
+                "deleted" => done.deleted += 1,
+                "superseded" => done.superseded += 1,
+                _ => done.not_done += 1,
+            }
         }
     }
     Ok(done)
@@ -244,5 +310,32 @@ mod tests {
             .map(|o| (o.run_id.as_str(), o.resource.as_str(), o.attempt))
             .collect();
         assert_eq!(keys, [("r1", "c", 2), ("r3", "d", 1)]);
+    }
+
+    #[test]
+    fn a_deleted_outcome_closes_what_it_supersedes_and_marks_older_orphans() {
+        let log = vec![
+            e("r1", "intent", "a", 1, json!({})),
+            e("r2", "intent", "a", 1, json!({})),
+            // r2's run recorded the removal once, closing r1's orphan with it.
+            e(
+                "r2",
+                "outcome",
+                "a",
+                1,
+                json!({"result": "deleted", "supersedes": [{"run_id": "r1", "attempt": 1}]}),
+            ),
+            e("r1", "intent", "b", 1, json!({})),
+            // r3 deleted b without seeing r1's orphan (its reconciliation failed).
+            e("r3", "intent", "b", 1, json!({})),
+            e("r3", "outcome", "b", 1, json!({"result": "deleted"})),
+            e("r4", "intent", "b", 1, json!({})),
+        ];
+        let open = orphans(&log, "ttl-teardown", "now");
+        let got: Vec<(&str, &str, bool)> = open
+            .iter()
+            .map(|o| (o.run_id.as_str(), o.resource.as_str(), o.deleted_later))
+            .collect();
+        assert_eq!(got, [("r1", "b", true), ("r4", "b", false)]);
     }
 }

@@ -173,8 +173,9 @@ pub struct ResourceUsage {
     pub unknown_size: BTreeMap<String, Vec<String>>,
     /// Every dimension seen or known, with its measure (so a tenant with none shows 0).
     pub dimensions: BTreeMap<&'static str, Measure>,
-    /// Dimensions left out because a kind of theirs could not be listed somewhere, with why
-    /// (every tenant's report notes them).
+    /// Dimensions left out because a kind of theirs could not be listed somewhere or a
+    /// resource's tags read, with a note for every tenant's report (no resource id, no error
+    /// text: those are the run's errors).
     pub missing: BTreeMap<&'static str, String>,
 }
 

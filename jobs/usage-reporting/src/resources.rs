@@ -65,27 +65,47 @@ pub fn usage(
     project_tag: &str,
     listed: &BTreeSet<&'static str>,
 ) -> (ResourceUsage, Vec<String>) {
+    // What a tenant's report says about a dimension left out: the kind and what happened, never
+    // a resource id (it may be another tenant's) or an API's error text (the run's errors,
+    // which the platform team reads, carry those).
     let mut missing: BTreeMap<&'static str, String> = BTreeMap::new();
     let mut errors = Vec::new();
     for f in &listing.failures {
-        let error = format!("{} in {} not listed: {}", f.kind, f.scope.label(), f.error);
         if let Some(q) = inventory::kinds::by_name(f.kind).and_then(|k| k.quota()) {
-            missing.entry(q.dimension).or_insert_with(|| error.clone());
+            missing
+                .entry(q.dimension)
+                .or_insert_with(|| format!("{} could not be listed", f.kind));
         }
-        errors.push(format!("inventory: {error}"));
+        errors.push(format!(
+            "inventory: {} in {} not listed: {}",
+            f.kind,
+            f.scope.label(),
+            f.error
+        ));
     }
     // A resource whose tags could not be read cannot be given to a tenant: its dimension is
     // unknown, like a kind not listed (counting it nowhere would make a tenant's figure low).
+    // One error per kind (an account denying every bucket's tags must not make thousands).
+    let mut unreadable: BTreeMap<&'static str, (usize, String)> = BTreeMap::new();
     for r in &listing.resources {
-        let (Some(why), Some(q)) = (
-            &r.tags_unreadable,
-            inventory::kinds::by_name(r.kind).and_then(|k| k.quota()),
-        ) else {
+        let Some(why) = &r.tags_unreadable else {
             continue;
         };
-        let error = format!("{} {}: tags unreadable: {why}", r.kind, r.id);
-        missing.entry(q.dimension).or_insert_with(|| error.clone());
-        errors.push(format!("inventory: {error}"));
+        let entry = unreadable
+            .entry(r.kind)
+            .or_insert_with(|| (0, format!("{}: {why}", r.id)));
+        entry.0 += 1;
+    }
+    for (kind, (n, first)) in unreadable {
+        let Some(q) = inventory::kinds::by_name(kind).and_then(|k| k.quota()) else {
+            continue;
+        };
+        missing
+            .entry(q.dimension)
+            .or_insert_with(|| format!("the tags of {n} {kind} resource(s) could not be read"));
+        errors.push(format!(
+            "inventory: {kind}: tags unreadable on {n} resource(s), the first {first}"
+        ));
     }
     let unlisted: BTreeSet<&'static str> = inventory::kinds::KINDS
         .iter()
@@ -279,10 +299,9 @@ mod tests {
             u.used.is_empty(),
             "nothing counted for a dimension left out"
         );
-        assert!(
-            u.missing["k8s_namespaces"].contains("503"),
-            "{:?}",
-            u.missing
+        assert_eq!(
+            u.missing["k8s_namespaces"], "k8s-namespace could not be listed",
+            "what a tenant reads: no error text"
         );
         assert_eq!(errors.len(), 1);
         assert!(
@@ -303,14 +322,16 @@ mod tests {
         let (u, errors) = usage(&listing, "project", &listed_kinds(&kube_only()));
         assert!(u.dimensions.is_empty(), "{:?}", u.dimensions);
         assert!(u.used.is_empty(), "acme's 1 would be a wrong figure");
-        assert!(
-            u.missing["k8s_namespaces"].contains("403"),
-            "{:?}",
-            u.missing
+        assert_eq!(
+            u.missing["k8s_namespaces"],
+            "the tags of 1 k8s-namespace resource(s) could not be read",
+            "what a tenant reads: no resource id"
         );
         assert_eq!(
             errors,
-            ["inventory: k8s-namespace k8s:a-2: tags unreadable: 403 Forbidden"]
+            [
+                "inventory: k8s-namespace: tags unreadable on 1 resource(s), the first k8s:a-2: 403 Forbidden"
+            ]
         );
     }
 }

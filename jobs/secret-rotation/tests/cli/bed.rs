@@ -172,8 +172,12 @@ impl Bed {
 
     /// [`Bed::env`] with `key` set to `value` instead (a scoped token, a proxy's address).
     pub fn env_with(&self, key: &str, value: &str) -> Vec<(&'static str, String)> {
-        self.env()
-            .into_iter()
+        let env = self.env();
+        assert!(
+            env.iter().any(|(k, _)| *k == key),
+            "{key} is not in the bed's environment"
+        );
+        env.into_iter()
             .map(|(k, v)| (k, if k == key { value.to_string() } else { v }))
             .collect()
     }

@@ -291,7 +291,7 @@ async fn vault_sealed_mid_run_is_partial_and_the_next_run_resumes_the_rotation()
         s["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("not started, nothing was changed"),
+            .contains("stopped before any credential changed"),
         "{s:#}"
     );
     let errs = errors(&event);
@@ -302,7 +302,7 @@ async fn vault_sealed_mid_run_is_partial_and_the_next_run_resumes_the_rotation()
     );
     assert!(
         errs.iter().any(|e| e
-            == "second: rotation not started, nothing was changed: vault POST secret/metadata/apps/second: 503: Vault is sealed"),
+            == "second: rotation stopped before any credential changed: vault POST secret/metadata/apps/second: 503: Vault is sealed"),
         "{errs:?}"
     );
     assert_eq!(
@@ -456,7 +456,7 @@ path "secret/metadata/apps/readonly" { capabilities = ["read"] }
     );
     assert_eq!(
         r["message"],
-        "readonly rotation not started, nothing was changed (the journal could not be written; the next run tries again): vault POST secret/metadata/apps/readonly: 403: permission denied",
+        "readonly rotation stopped before any credential changed (the journal could not be written; the next run tries again): vault POST secret/metadata/apps/readonly: 403: permission denied",
         "one line, naming the call and Vault's answer"
     );
     // hidden: its metadata cannot be read: a problem, never attempted.
@@ -472,7 +472,7 @@ path "secret/metadata/apps/readonly" { capabilities = ["read"] }
         errs,
         [
             "hidden: vault GET secret/metadata/apps/hidden: 403: permission denied",
-            "readonly: rotation not started, nothing was changed: vault POST secret/metadata/apps/readonly: 403: permission denied",
+            "readonly: rotation stopped before any credential changed: vault POST secret/metadata/apps/readonly: 403: permission denied",
         ]
     );
     assert_eq!(
@@ -519,7 +519,7 @@ path "secret/metadata/apps/readonly" { capabilities = ["read"] }
         .expect("readonly's alert");
     let body = mail.text_body().unwrap_or_default();
     assert!(
-        body.contains("not started, nothing was changed")
+        body.contains("stopped before any credential changed")
             && body.contains("403: permission denied"),
         "{body}"
     );

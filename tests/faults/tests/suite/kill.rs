@@ -3,7 +3,8 @@
 //! intent is on Kafka, the call not made) or just after AWS answered it (the call made, the job
 //! never told) — and run again. From the audit on Kafka, after every point: each resource that
 //! is gone has exactly one `deleted` outcome, no intent is left without a final outcome (its
-//! own run's, or a reconciliation naming it), and nothing protected was touched.
+//! own run's, a reconciliation naming it, or a later run's `deleted` listing it in
+//! `supersedes`), and nothing protected was touched.
 //!
 //! CI tries five points (`GOV_FAULTS_KILL_POINTS` unset); `GOV_FAULTS_KILL_POINTS=all` counts
 //! the removal calls K of an undisturbed run and tries all 2 × K (`tests/faults/figures.sh`).
@@ -65,6 +66,13 @@ async fn points() -> Vec<(u64, TripPoint)> {
 /// broken invariant.
 async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
     let account = Account::seeded().await;
+    kill_at(&account, n, point).await;
+    rerun_and_check(&account, &format!("kill -9 {point:?} removal call {n}")).await
+}
+
+/// Runs `--execute` and kills it (SIGKILL) at its n-th removal call, then frees its Lease as an
+/// operator would (it would expire after its duration).
+async fn kill_at(account: &Account, n: u64, point: TripPoint) {
     let proxy = account.proxy(1).await;
     let fired = proxy.trip(removal(), n, point);
     let config = account.config(&proxy.endpoint(), "5s");
@@ -79,17 +87,19 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
     child.start_kill().expect("kill -9");
     let _ = child.wait().await;
     drop(proxy);
-
-    // The dead run's Lease would expire after its duration; free it as an operator would.
     account
         .kube
         .remove("leases", Some("governance-jobs"), "ttl-teardown");
+}
+
+/// Runs `--execute` undisturbed and checks the audit and the account; returns the figure line.
+async fn rerun_and_check(account: &Account, label: &str) -> String {
     let out = account.execute(&account.aws.moto.endpoint()).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "rerun after kill at {n} {point:?}\nstdout: {stdout}\nstderr: {stderr}"
+        "rerun after {label}\nstdout: {stdout}\nstderr: {stderr}"
     );
 
     let audit = account.audit().await;
@@ -107,7 +117,7 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
     let doubles: Vec<_> = deleted.iter().filter(|(_, c)| **c > 1).collect();
     assert!(
         doubles.is_empty(),
-        "kill at {n} {point:?}: deleted twice: {doubles:?}\n{:#?}",
+        "{label}: deleted twice: {doubles:?}\n{:#?}",
         audit
             .iter()
             .filter(|e| doubles.iter().any(|(id, _)| e["resource"] == id.as_str()))
@@ -120,7 +130,7 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
         .collect();
     assert!(
         unclaimed.is_empty(),
-        "kill at {n} {point:?}: gone without a `deleted` outcome: {unclaimed:?}"
+        "{label}: gone without a `deleted` outcome: {unclaimed:?}"
     );
     // Every intent closed by a final outcome: its own run's, or a reconciliation naming it.
     let open: Vec<&Value> = audit
@@ -135,14 +145,17 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
                         && e["attempt"] == i["attempt"]
                         && e["reconciles"].is_null())
                         || (e["reconciles"]["run_id"] == i["run_id"]
-                            && e["reconciles"]["attempt"] == i["attempt"]))
+                            && e["reconciles"]["attempt"] == i["attempt"])
+                        || (e["result"] == "deleted"
+                            && e["supersedes"].as_array().is_some_and(|refs| {
+                                refs.iter().any(|x| {
+                                    x["run_id"] == i["run_id"] && x["attempt"] == i["attempt"]
+                                })
+                            })))
             })
         })
         .collect();
-    assert!(
-        open.is_empty(),
-        "kill at {n} {point:?}: intents left open: {open:#?}"
-    );
+    assert!(open.is_empty(), "{label}: intents left open: {open:#?}");
     // Nothing protected touched: the kept resources are all still there, as they were.
     let kept = |c: &crate::ttl::Census| -> Vec<_> {
         c.iter()
@@ -151,17 +164,18 @@ async fn kill_and_rerun(n: u64, point: TripPoint) -> String {
             .collect()
     };
     let after = crate::ttl::census(&account.listed().await);
-    assert_eq!(kept(&after), kept(&account.before), "kill at {n} {point:?}");
+    assert_eq!(kept(&after), kept(&account.before), "{label}");
     assert!(!kept(&after).is_empty());
     let reconciled = audit.iter().filter(|e| !e["reconciles"].is_null()).count();
-    let superseded = audit
+    let superseded: usize = audit
         .iter()
-        .filter(|e| !e["reconciles"].is_null() && e["result"] == "superseded")
-        .count();
+        .filter_map(|e| e["supersedes"].as_array())
+        .map(Vec::len)
+        .sum();
     format!(
-        "kill -9 {point:?} removal call {n}: {} removed, 0 deleted twice, 0 without outcome, \
-         {reconciled} intent(s) reconciled by the next run ({superseded} superseded by its own), \
-         0 protected touched",
+        "{label}: {} removed, 0 deleted twice, 0 without outcome, \
+         {reconciled} intent(s) reconciled by the next run and {superseded} closed by its own \
+         `deleted`, 0 protected touched",
         removed.len()
     )
 }
@@ -174,4 +188,23 @@ async fn killed_at_any_step_the_next_run_leaves_one_outcome_per_deletion_and_no_
         println!("{}", kill_and_rerun(n, point).await);
     }
     println!("kill -9 at {k} step boundaries: 0 double deletions, 0 open intents");
+}
+
+/// Killed twice: the first run before its second removal call, the next one before its first
+/// (after it reconciled and took the first run's open intents over, before its own outcome),
+/// then a third run: the open intents of both dead runs still end with one `deleted` per
+/// resource gone (a review found that closing them up front lost the removal's record here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_again_after_reconciling_the_next_run_still_leaves_one_outcome_per_deletion() {
+    let account = Account::seeded().await;
+    kill_at(&account, 2, TripPoint::Before).await;
+    kill_at(&account, 1, TripPoint::Before).await;
+    println!(
+        "{}",
+        rerun_and_check(
+            &account,
+            "kill -9 before removal call 2, then before call 1 of the next run"
+        )
+        .await
+    );
 }
