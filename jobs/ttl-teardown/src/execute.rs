@@ -331,8 +331,19 @@ impl Pass<'_> {
                     ended.insert(i, Ended::Skipped);
                     continue;
                 }
-                if let Outcome::WithOwner(_) = plan.items[i].outcome {
-                    // Its intent went out with its owner's; the owner's removal takes it.
+                if let Outcome::WithOwner(w) = &plan.items[i].outcome {
+                    // Its intent went out with its owner's; the owner's removal takes it. An
+                    // owner not on its way (not reached, skipped, failed: the part's outcome
+                    // then went out with the owner's) leaves nothing to settle here.
+                    let owner_on_its_way = index.get(w.owner.as_str()).is_some_and(|o| {
+                        matches!(
+                            ended.get(o),
+                            Some(Ended::Deleted | Ended::Pending | Ended::Unfinished)
+                        )
+                    });
+                    if !owner_on_its_way {
+                        continue;
+                    }
                     if awaited.contains(r.id.as_str()) {
                         to_wait.push(i);
                     } else {
@@ -441,6 +452,19 @@ impl Pass<'_> {
                         let _ = self
                             .outcome(out, i, "failed", Some(e.to_string()), Some(e.retryable))
                             .await;
+                        // Its parts' intents went out with its own: they end with it.
+                        for &j in with.iter().skip(1) {
+                            ended.insert(
+                                j,
+                                Ended::Failed {
+                                    retryable: e.retryable,
+                                },
+                            );
+                            let why = format!("goes with {}, whose removal failed: {e}", r.id);
+                            let _ = self
+                                .outcome(out, j, "failed", Some(why), Some(e.retryable))
+                                .await;
+                        }
                     }
                 }
             }

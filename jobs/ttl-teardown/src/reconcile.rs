@@ -9,18 +9,20 @@
 //! `reconciles: {run_id, attempt}`, or a `deleted` outcome listing them in `supersedes`).
 //!
 //! Leaving an orphan open is always safe (a later run looks again); closing it wrongly is not.
-//! So, per resource:
-//! - **in this run's deletion order** → nothing is published now: the orphans are handed to the
-//!   executor, and this run's own `deleted` outcome, when it comes, lists them in
-//!   `supersedes` — one event recording the removal once and closing them with it. If this run
-//!   does not get there (killed, audit sink down, skipped, failed, still pending), they stay
-//!   open for the next run. (Closing them up front, the fault suite's kill sweep found, either
-//!   recorded the removal twice or, if this run then stopped, not at all.)
-//! - **recorded `deleted` later** by another run (whose reconciliation could not read the
-//!   topic) → `superseded`;
-//! - **gone, or on its way out** → the newest orphan `deleted`, any older ones `superseded`:
+//! So, per resource, as it is now:
+//! - **gone or on its way out, and in this run's deletion order** (its listing saw it) →
+//!   nothing is published now: the orphans are handed to the executor, and this run's own
+//!   `deleted` outcome, when it comes, lists them in `supersedes` — one event recording the
+//!   removal once and closing them with it. If this run does not get there (killed, audit sink
+//!   down, skipped, failed, still pending), they stay open for the next run. (Closing them up
+//!   front, the fault suite's kill sweep and a review found, recorded the removal twice or, if
+//!   this run then stopped, not at all.)
+//! - **on its way out, not planned** → left open until it is gone (or planned again);
+//! - **gone** → the newest orphan `deleted`, older ones `superseded`, and one after which
+//!   another run recorded `deleted` (its reconciliation could not read the topic) `superseded`:
 //!   one removal, one `deleted`;
-//! - **still there and live** → `not-done`: the earlier run stopped before removing it;
+//! - **still there and live** → `not-done`: the earlier run stopped before removing it (this
+//!   run may delete it, with an intent and outcome of its own);
 //! - in no configured scope, or unreadable → left open (logged): nothing is claimed that was
 //!   not seen.
 //!
@@ -58,8 +60,8 @@ impl Orphan {
     }
 }
 
-/// The intents in `payloads` (envelopes of `resource-deleted` events, oldest first) that no
-/// final outcome follows: neither the run's own for that attempt, nor a reconciliation record,
+/// The intents in `payloads` (envelopes of `resource-deleted` events, ordered here by their
+/// `emitted_at`) that no final outcome follows: neither the run's own for that attempt, nor a reconciliation record,
 /// nor a `deleted` outcome naming it in `supersedes`. The current run's own records and dry
 /// runs are ignored. Oldest intent first.
 pub fn orphans(payloads: &[Vec<u8>], job_name: &str, current_run: &str) -> Vec<Orphan> {
@@ -71,10 +73,14 @@ pub fn orphans(payloads: &[Vec<u8>], job_name: &str, current_run: &str) -> Vec<O
             v["attempt"].as_u64().unwrap_or(1),
         )
     };
-    for (at, payload) in payloads.iter().enumerate() {
-        let Ok(e) = serde_json::from_slice::<Value>(payload) else {
-            continue;
-        };
+    // In the order they were emitted: the topic's order holds per partition only.
+    let mut events: Vec<(Option<jiff::Timestamp>, Value)> = payloads
+        .iter()
+        .filter_map(|p| serde_json::from_slice::<Value>(p).ok())
+        .map(|e| (e["emitted_at"].as_str().and_then(|t| t.parse().ok()), e))
+        .collect();
+    events.sort_by_key(|(at, _)| *at);
+    for (at, (_, e)) in events.into_iter().enumerate() {
         if e["event_type"] != AUDIT_EVENT || e["job_name"] != job_name || e["dry_run"] != false {
             continue;
         }
@@ -107,7 +113,10 @@ pub fn orphans(payloads: &[Vec<u8>], job_name: &str, current_run: &str) -> Vec<O
                     (run.to_string(), attempt)
                 };
                 open.remove(&(r, resource.to_string(), a));
-                for earlier in e["supersedes"].as_array().into_iter().flatten() {
+                let supersedes = e["supersedes"]
+                    .as_array()
+                    .filter(|_| e["result"] == "deleted");
+                for earlier in supersedes.into_iter().flatten() {
                     let (r, a) = closing(earlier);
                     open.remove(&(r, resource.to_string(), a));
                 }
@@ -127,6 +136,14 @@ pub fn orphans(payloads: &[Vec<u8>], job_name: &str, current_run: &str) -> Vec<O
     found.into_iter().map(|(_, o)| o).collect()
 }
 
+/// A resource of an orphan as reconciling finds it.
+enum Seen {
+    Gone,
+    /// In one of [`DELETING_STATES`].
+    Removing(String),
+    Live(String),
+}
+
 /// What reconciling did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reconciled {
@@ -140,7 +157,7 @@ pub struct Reconciled {
     pub superseded: usize,
     /// Handed to this run's executor: in its deletion order.
     pub handed_over: usize,
-    /// Left open (not in a configured scope, unreadable).
+    /// Left open (not in a configured scope, unreadable, or its removal still under way).
     pub left_open: usize,
 }
 
@@ -174,19 +191,6 @@ pub async fn reconcile(
         by_resource.entry(o.resource.as_str()).or_default().push(o);
     }
     for (resource, group) in by_resource {
-        if planned.contains(resource) {
-            tracing::info!(
-                resource,
-                orphans = group.len(),
-                "earlier intent handed to this run: its own outcome closes it"
-            );
-            out.handover.insert(
-                resource.to_string(),
-                group.iter().map(|o| o.reference()).collect(),
-            );
-            done.handed_over += group.len();
-            continue;
-        }
         if !providers.covers(resource) {
             tracing::warn!(
                 resource,
@@ -195,26 +199,49 @@ pub async fn reconcile(
             done.left_open += group.len();
             continue;
         }
-        // (whether the removal was made, what was seen)
-        let (removed, seen) = match providers.get(resource).await {
-            Ok(None) => (true, "gone when reconciled".to_string()),
+        let state = match providers.get(resource).await {
+            Ok(None) => Seen::Gone,
             Ok(Some(r)) => match r.state.as_deref() {
-                Some(s) if DELETING_STATES.contains(&s) => {
-                    (true, format!("removal under way when reconciled ({s})"))
-                }
-                state => (
-                    false,
-                    format!(
-                        "still there when reconciled ({}): the earlier run stopped before removing it",
-                        state.unwrap_or("present")
-                    ),
-                ),
+                Some(s) if DELETING_STATES.contains(&s) => Seen::Removing(s.to_string()),
+                state => Seen::Live(state.unwrap_or("present").to_string()),
             },
             Err(e) => {
                 tracing::warn!(resource, error = %e, "earlier intent left open: cannot read the resource");
                 done.left_open += group.len();
                 continue;
             }
+        };
+        // (whether the removal was made, what was seen)
+        let (removed, seen) = match state {
+            // Gone or going, and planned by this run (its listing saw it): this run's own
+            // `deleted` closes them.
+            Seen::Gone | Seen::Removing(_) if planned.contains(resource) => {
+                tracing::info!(
+                    resource,
+                    orphans = group.len(),
+                    "earlier intent handed to this run: its own outcome closes it"
+                );
+                out.handover.insert(
+                    resource.to_string(),
+                    group.iter().map(|o| o.reference()).collect(),
+                );
+                done.handed_over += group.len();
+                continue;
+            }
+            // Not finished, and not this run's to finish: closed once it is seen gone (or by
+            // the run that plans it again), so that one removal has one `deleted`.
+            Seen::Removing(s) => {
+                tracing::info!(resource, state = %s, "earlier intent left open: its removal is still under way");
+                done.left_open += group.len();
+                continue;
+            }
+            Seen::Gone => (true, "gone when reconciled".to_string()),
+            Seen::Live(s) => (
+                false,
+                format!(
+                    "still there when reconciled ({s}): the earlier run stopped before removing it"
+                ),
+            ),
         };
         let newest = group.len() - 1;
         for (n, o) in group.iter().enumerate() {
@@ -310,6 +337,19 @@ mod tests {
             .map(|o| (o.run_id.as_str(), o.resource.as_str(), o.attempt))
             .collect();
         assert_eq!(keys, [("r1", "c", 2), ("r3", "d", 1)]);
+    }
+
+    #[test]
+    fn the_trail_is_read_in_the_order_it_was_emitted_not_the_order_of_partitions() {
+        let at = |t: &str| json!({"emitted_at": t});
+        let mut outcome = at("2026-12-01T10:00:02.5Z");
+        outcome["result"] = json!("deleted");
+        // Read back partition by partition: the outcome's partition first.
+        let log = vec![
+            e("r1", "outcome", "a", 1, outcome),
+            e("r1", "intent", "a", 1, at("2026-12-01T10:00:01.25Z")),
+        ];
+        assert!(orphans(&log, "ttl-teardown", "now").is_empty());
     }
 
     #[test]

@@ -571,16 +571,29 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
                     && e["attempt"] == intent["attempt"]
                     && e["reconciles"].is_null())
                     || (e["reconciles"]["run_id"] == intent["run_id"]
-                        && e["reconciles"]["attempt"] == intent["attempt"]))
+                        && e["reconciles"]["attempt"] == intent["attempt"])
+                    || (e["result"] == "deleted"
+                        && e["supersedes"].as_array().is_some_and(|refs| {
+                            refs.iter().any(|r| {
+                                r["run_id"] == intent["run_id"] && r["attempt"] == intent["attempt"]
+                            })
+                        })))
         });
         assert!(closed, "intent without a final outcome: {intent}");
     }
+    // Closed by a reconciliation record, or handed to the second run and closed by its own
+    // `deleted` (`supersedes`).
     let reconciled: Vec<&Value> = audit
         .iter()
         .filter(|e| !e["reconciles"].is_null())
         .collect();
+    let superseded: usize = audit
+        .iter()
+        .filter_map(|e| e["supersedes"].as_array())
+        .map(Vec::len)
+        .sum();
     assert!(
-        !reconciled.is_empty(),
+        reconciled.len() + superseded > 0,
         "the second run reconciled the killed run's open intents"
     );
     assert!(
@@ -592,7 +605,12 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
     let report: Value = serde_json::from_str(&stdout).expect("json report");
     assert_eq!(
         report["details"]["reconciled"]["found"].as_u64(),
-        Some(reconciled.len() as u64),
+        Some((reconciled.len() + superseded) as u64),
+        "{report}"
+    );
+    assert_eq!(
+        report["details"]["reconciled"]["handed_over"].as_u64(),
+        Some(superseded as u64),
         "{report}"
     );
 }
