@@ -165,17 +165,25 @@ impl std::fmt::Debug for KubeScope {
     }
 }
 
+impl KubeSource {
+    /// The namespaced kinds a scope of this source lists: those of `kinds` the registry knows.
+    fn object_kinds(&self) -> impl Iterator<Item = (&'static dyn Kind, &'static dyn KubeKind)> {
+        object_kinds().filter(|(k, _)| self.kinds.iter().any(|n| n == k.name()))
+    }
+
+    /// Registry names of every kind a scope of this source lists: namespaces, and the
+    /// namespaced kinds of `kinds`.
+    pub fn listed_kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(namespace_kind().name()).chain(self.object_kinds().map(|(k, _)| k.name()))
+    }
+}
+
 impl KubeScope {
     /// A scope for the cluster the client talks to, named `cluster` in scopes and caps. Unknown
     /// kind names in `source.kinds` are ignored here: [`KubeSource::validate`] reports them when
     /// the config is loaded.
     pub fn new(client: kube::Client, cluster: &str, source: &KubeSource) -> Self {
-        let mut kinds = Vec::new();
-        for (k, kk) in object_kinds() {
-            if source.kinds.iter().any(|n| n == k.name()) {
-                kinds.push((k, kk));
-            }
-        }
+        let kinds = source.object_kinds().collect();
         KubeScope {
             client,
             cluster: cluster.to_string(),

@@ -316,10 +316,7 @@ impl TtlTeardown {
                 d.insert("stages_recorded".into(), json!(executed.stages_recorded));
                 d.insert("retries".into(), json!(executed.retries));
                 if let Some(r) = &executed.reconciled {
-                    d.insert(
-                        "reconciled".into(),
-                        json!({"found": r.found, "deleted": r.deleted, "not_done": r.not_done, "superseded": r.superseded, "handed_over": r.handed_over, "left_open": r.left_open}),
-                    );
+                    d.insert("reconciled".into(), json!(r));
                 }
                 self.archive(ctx, &executed, &mut report).await;
                 if let Some(reason) = executed.audit_failure {

@@ -144,8 +144,8 @@ enum Seen {
     Live(String),
 }
 
-/// What reconciling did.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// What reconciling did (the event's `details.reconciled`).
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Reconciled {
     /// Orphans found.
     pub found: usize,

@@ -38,22 +38,18 @@ fn measure(m: InvMeasure) -> Measure {
     }
 }
 
-/// The registry names of the kinds `source` lists: every AWS kind with `aws`, and with
-/// `kubernetes` the namespaces plus the namespaced kinds of its `kinds` (as
-/// `inventory::KubeScope::new` picks them).
+/// The registry names of the kinds `source` lists: every AWS kind with `aws`, and what its
+/// `kubernetes` section lists.
 pub fn listed_kinds(source: &InventorySource) -> BTreeSet<&'static str> {
-    inventory::kinds::KINDS
+    let aws = inventory::kinds::KINDS
         .iter()
-        .filter(|k| {
-            (source.aws && k.aws().is_some())
-                || source.kubernetes.as_ref().is_some_and(|ks| {
-                    k.kube().is_some_and(|kk| {
-                        kk.id_segment().is_none() || ks.kinds.iter().any(|n| n == k.name())
-                    })
-                })
-        })
-        .map(|k| k.name())
-        .collect()
+        .filter(|k| source.aws && k.aws().is_some())
+        .map(|k| k.name());
+    let kube = source
+        .kubernetes
+        .iter()
+        .flat_map(inventory::KubeSource::listed_kinds);
+    aws.chain(kube).collect()
 }
 
 /// Reduces a listing of the kinds `listed` to quota usage. A dimension is shown only when every
