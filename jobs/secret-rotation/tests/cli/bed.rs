@@ -497,3 +497,13 @@ impl Bed {
         }
     }
 }
+
+/// The finding of `secret` in a result event (panics with the event when there is none).
+pub fn finding<'a>(event: &'a Value, secret: &str) -> &'a Value {
+    event["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["secret"] == secret)
+        .unwrap_or_else(|| panic!("no finding for {secret}: {event:#}"))
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use testbed::fakekube::Rollout;
 
-use crate::bed::{Bed, Needs, unique};
+use crate::bed::{Bed, Needs, finding, unique};
 use crate::text;
 
 const API_KEY_SECRET: &str = "  secrets:\n    - name: payments-api-key\n      type: api-key\n      owner: payments@example.com\n      vault: secret/apps/payments\n      target: {kind: api-key-issuer, server: partners, principal: payments}\n      kubernetes: [{namespace: shop, name: payments-api-key}]\n";
@@ -58,15 +58,6 @@ async fn api_key_bed(needs: Needs) -> (Bed, String) {
         Rollout::Completes { after_reads: 0 },
     );
     (bed, old)
-}
-
-fn finding<'a>(event: &'a Value, secret: &str) -> &'a Value {
-    event["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["secret"] == secret)
-        .unwrap_or_else(|| panic!("no finding for {secret}: {event:#}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,21 +5,12 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use testbed::fakekube::Rollout;
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::bed::{Bed, Needs, unique};
+use crate::bed::{Bed, Needs, finding, unique};
 use crate::text;
-
-fn finding<'a>(event: &'a Value, secret: &str) -> &'a Value {
-    event["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["secret"] == secret)
-        .unwrap_or_else(|| panic!("no finding for {secret}: {event:#}"))
-}
 
 fn api_key(name: &str, principal: &str) -> String {
     format!(

@@ -29,17 +29,8 @@ use serde_json::{Value, json};
 use testbed::fakekube::Rollout;
 use testbed::faultproxy::{Fault, FaultProxy, Route, Rule, TripPoint};
 
-use crate::bed::{Bed, Needs, unique};
+use crate::bed::{Bed, Needs, finding, unique};
 use crate::text;
-
-fn finding<'a>(event: &'a Value, secret: &str) -> &'a Value {
-    event["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["secret"] == secret)
-        .unwrap_or_else(|| panic!("no finding for {secret}: {event:#}"))
-}
 
 fn api_key(name: &str) -> String {
     format!(

@@ -10,17 +10,8 @@ use testbed::fakekube::Rollout;
 use testbed::keycloak::RotationPolicy;
 use testbed::moto::Moto;
 
-use crate::bed::{Bed, Needs, unique};
+use crate::bed::{Bed, Needs, finding, unique};
 use crate::text;
-
-fn finding<'a>(event: &'a Value, secret: &str) -> &'a Value {
-    event["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .find(|f| f["secret"] == secret)
-        .unwrap_or_else(|| panic!("no finding for {secret}: {event:#}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_db_password_rotated_logs_in_and_the_old_one_dies_single_or_lives_alternating() {
