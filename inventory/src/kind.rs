@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::aws::AwsScope;
@@ -124,6 +125,13 @@ pub trait Kind: Sync {
     /// says which listing failures hold this kind back (an instance listing that failed holds
     /// every security group of that account and region).
     fn wait_for(&self) -> &'static [&'static str];
+    /// Kinds whose resources may be parts of one of this kind, going when it is removed (an
+    /// instance's root volumes, a group's instances). A listing of one of them that failed holds
+    /// this kind back as a failed [`Kind::wait_for`] kind does: what would go with the resource
+    /// is unknown, and might be protected.
+    fn part_kinds(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// The tenant quota a resource of this kind counts against, if any.
     fn quota(&self) -> Option<Quota> {
         None
@@ -178,6 +186,37 @@ pub trait AwsKind: Sync {
     /// Every resource of the kind in the scope, with tags, state, attributes and [`crate::Ref`]s.
     fn list<'a>(&'a self, aws: &'a AwsScope)
     -> BoxFuture<'a, Result<Vec<Resource>, ProviderError>>;
+    /// What a teardown plan needs of the kind in the scope: by default everything
+    /// ([`AwsKind::list`]). A kind whose resources are mostly parts of others (EBS volumes, most
+    /// of them root volumes) lists those that stand on their own and those `listed` (the kinds
+    /// of the scope listed before it, in registry order) says wait for something; the parts of
+    /// what a plan removes are read afterwards ([`AwsKind::read`],
+    /// [`crate::Providers::read_parts`]).
+    fn list_candidates<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+        _listed: &'a [Resource],
+    ) -> BoxFuture<'a, Result<Vec<Resource>, ProviderError>> {
+        self.list(aws)
+    }
+    /// The resources with these native ids, as a listing gives them; an id AWS no longer knows
+    /// is left out. By default the whole listing, filtered: a kind that is read by id often
+    /// answers with its API's own id filter.
+    fn read<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+        natives: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Resource>, ProviderError>> {
+        async move {
+            let names: Vec<String> = natives.iter().map(|n| self.name_of(n)).collect();
+            let all = self.list(aws).await?;
+            Ok(all
+                .into_iter()
+                .filter(|r| names.contains(&r.name))
+                .collect())
+        }
+        .boxed()
+    }
     /// The resource as it is now, `None` when AWS no longer knows it.
     fn describe<'a>(
         &'a self,

@@ -5,13 +5,19 @@
 //! region, unless the other kind is global) or the same cluster. Resolving it:
 //! - [`Relation::WaitsFor`]: the other resource's id joins this one's `wait_for`;
 //! - [`Relation::Blocks`]: this resource's id joins the other's `wait_for`;
-//! - [`Relation::PartOf`]: this resource is part of the other (its `part_of`), and waits for it.
+//! - [`Relation::PartOf`]: this resource is part of the other (its `part_of`), and waits for it;
+//! - [`Relation::Has`]: the other is part of this one (the same, seen from the owner).
 //!
 //! A `WaitsFor` or `Blocks` reference to something not listed is dropped: the planner cannot
 //! wait for what it does not know, and the removal call itself fails (retryably) if it still
 //! matters. A `PartOf` reference that cannot be resolved is kept as `unresolved:<kind>/<key>`:
 //! a part whose owner is unknown is never removed at all (an instance of an Auto Scaling group
-//! that was not listed must not be terminated alone).
+//! that was not listed must not be terminated alone). A `Has` reference to a part not listed is
+//! dropped: the part's own listing decides (a teardown listing reads the parts of what it
+//! removes, [`crate::Providers::read_parts`]).
+//!
+//! Linking again after more resources were added (those parts) gives what linking everything at
+//! once would have.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -78,7 +84,11 @@ pub fn link(resources: &mut [Resource]) {
                 (Relation::PartOf, None) => {
                     part_of[i] = Some(format!("unresolved:{}/{}", reference.kind, reference.key));
                 }
-                (Relation::WaitsFor | Relation::Blocks, None) => {}
+                (Relation::Has, Some(j)) => {
+                    waits[j].insert(r.id.clone());
+                    part_of[j] = Some(r.id.clone());
+                }
+                (Relation::WaitsFor | Relation::Blocks | Relation::Has, None) => {}
             }
         }
     }
@@ -128,10 +138,27 @@ mod tests {
         let asg = aws("autoscaling-group", "web-asg", "us-east-1");
         let mut other_region = aws("ec2-instance", "i-2", "eu-west-1");
         other_region.refs = vec![Ref::new(Relation::Blocks, "security-group", "sg-1")];
+        // The owner names its part (DescribeInstances); the part's own listing says nothing.
+        let mut owner = aws("ec2-instance", "i-4", "us-east-1");
+        owner.refs = vec![
+            Ref::new(Relation::Has, "ebs-volume", "vol-4"),
+            Ref::new(Relation::Has, "ebs-volume", "vol-not-listed"),
+        ];
+        let part = aws("ebs-volume", "vol-4", "us-east-1");
         let mut orphan = aws("ec2-instance", "i-3", "us-east-1");
         orphan.refs = vec![Ref::new(Relation::PartOf, "autoscaling-group", "gone-asg")];
 
-        let mut all = vec![instance, root, data, group, role, asg, other_region, orphan];
+        let mut all = vec![
+            instance,
+            root,
+            data,
+            group,
+            role,
+            asg,
+            other_region,
+            orphan,
+            owner,
+        ];
         link(&mut all);
         let id = |n: &str| find(&all, n).id.clone();
         assert_eq!(find(&all, "vol-root").part_of, Some(id("i-1")));
@@ -150,5 +177,21 @@ mod tests {
             Some("unresolved:autoscaling-group/gone-asg")
         );
         assert!(find(&all, "i-2").wait_for.is_empty());
+        assert_eq!(find(&all, "i-4").part_of, None);
+        assert!(find(&all, "i-4").wait_for.is_empty());
+
+        // The part read later, once its owner is to go: linking again finds it, and changes
+        // nothing else.
+        let owner_id = id("i-4");
+        let before = all.clone();
+        all.push(part);
+        link(&mut all);
+        assert_eq!(find(&all, "vol-4").part_of.as_ref(), Some(&owner_id));
+        assert_eq!(find(&all, "vol-4").wait_for, [owner_id]);
+        assert_eq!(
+            &all[..before.len()],
+            &before[..],
+            "linking again is idempotent"
+        );
     }
 }

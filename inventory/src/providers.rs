@@ -1,7 +1,7 @@
 //! Every scope a config names — one [`AwsScope`] per (account, region), the [`KubeScope`] of the
 //! cluster — listed together and dispatched by each resource's scope or id.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use common::clients::{aws_sdk_config, aws_targets, kube_client};
 use common::config::{AwsConfig, KubernetesConfig};
@@ -50,9 +50,10 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// The listing failure that may hide something `r` depends on: a failed kind that `r`'s
-    /// kind waits for, in the same account and region (any region of the account when either
-    /// kind is global, such as IAM roles), or in the same cluster.
+    /// The listing failure that may hide something `r` depends on, or a part that would go with
+    /// it: a failed kind that `r`'s kind waits for or may have parts of, in the same account and
+    /// region (any region of the account when either kind is global, such as IAM roles), or in
+    /// the same cluster.
     pub fn blocking_failure(&self, r: &Resource) -> Option<&ListFailure> {
         let kind = crate::kinds::by_name(r.kind)?;
         let global = |k: &str| {
@@ -61,7 +62,7 @@ impl Listing {
                 .is_some_and(|a| a.global())
         };
         self.failures.iter().find(|f| {
-            kind.wait_for().contains(&f.kind)
+            (kind.wait_for().contains(&f.kind) || kind.part_kinds().contains(&f.kind))
                 && match (&f.scope, &r.scope) {
                     (
                         Scope::Aws { account, region },
@@ -77,6 +78,15 @@ impl Listing {
                 }
         })
     }
+}
+
+/// How much of each kind a listing reads.
+#[derive(Debug, Clone, Copy)]
+enum Coverage {
+    /// Every resource ([`crate::AwsKind::list`]).
+    Everything,
+    /// What a teardown plan can act on ([`crate::AwsKind::list_candidates`]).
+    Candidates,
 }
 
 /// Every scope the config names.
@@ -168,16 +178,97 @@ impl Providers {
         self.kube.as_ref()
     }
 
-    /// Lists every scope, concurrently, and links the result. Within one (account, region) the
-    /// kinds are listed one after another: they compete for the same API budget, and against a
-    /// slow endpoint concurrent describes pile up past the attempt timeout (seen against moto at
-    /// 2,000 instances). A kind that fails is a [`ListFailure`] of that kind and scope only.
+    /// Lists everything in every scope, concurrently, and links the result: what usage and
+    /// quotas count. Within one (account, region) the kinds are listed one after another, in
+    /// registry order: they compete for the same API budget, and against a slow endpoint
+    /// concurrent describes pile up past the attempt timeout (seen against moto at 2,000
+    /// instances). A kind that fails is a [`ListFailure`] of that kind and scope only.
     pub async fn list(&self) -> Listing {
+        self.list_with(Coverage::Everything).await
+    }
+
+    /// Lists what a teardown plan can act on ([`crate::AwsKind::list_candidates`]): as
+    /// [`Providers::list`], but parts that go with their owner and that only the owner's listing
+    /// names ([`crate::Relation::Has`]: an instance's root volumes) are left out. Before acting,
+    /// [`Providers::read_parts`] reads those of the owners the plan removes.
+    pub async fn list_candidates(&self) -> Listing {
+        self.list_with(Coverage::Candidates).await
+    }
+
+    /// Reads the parts `owners` (resource ids) name with [`crate::Relation::Has`] that the
+    /// listing does not hold yet, by native id, one call per kind and scope, adds them and links
+    /// again. A kind whose parts cannot be read is a [`ListFailure`] of its scope, which holds
+    /// back every resource there that may have such parts ([`Listing::blocking_failure`]).
+    /// Returns whether the listing changed (parts added, or a failure).
+    pub async fn read_parts(&self, listing: &mut Listing, owners: &[&str]) -> bool {
+        let known: HashSet<(&Scope, &str, &str)> = listing
+            .resources
+            .iter()
+            .flat_map(|r| r.keys.iter().map(move |k| (&r.scope, r.kind, k.as_str())))
+            .collect();
+        let owners: HashSet<&str> = owners.iter().copied().collect();
+        let mut missing: BTreeMap<(Scope, &'static str), Vec<String>> = BTreeMap::new();
+        for r in listing
+            .resources
+            .iter()
+            .filter(|r| owners.contains(r.id.as_str()))
+        {
+            for part in r.refs.iter().filter(|x| x.relation == crate::Relation::Has) {
+                if !known.contains(&(&r.scope, part.kind, part.key.as_str())) {
+                    missing
+                        .entry((r.scope.clone(), part.kind))
+                        .or_default()
+                        .push(part.key.clone());
+                }
+            }
+        }
+        if missing.is_empty() {
+            return false;
+        }
+        let reads = missing.into_iter().map(|((scope, kind), mut natives)| async move {
+            natives.sort_unstable();
+            natives.dedup();
+            let read = match (self.scope_of(&scope), crate::kinds::by_name(kind).and_then(|k| k.aws())) {
+                (Some(aws), Some(k)) => k.read(aws, &natives).await,
+                _ => Err(ProviderError::refusal(
+                    "read",
+                    &scope.label(),
+                    format!("no AWS scope or kind to read {kind} parts in"),
+                )),
+            };
+            tracing::debug!(scope = %scope.label(), kind, parts = natives.len(), ok = read.is_ok(), "parts read");
+            (scope, kind, read)
+        });
+        for (scope, kind, read) in futures::future::join_all(reads).await {
+            match read {
+                Ok(parts) => listing.resources.extend(parts),
+                Err(error) => {
+                    tracing::warn!(scope = %scope.label(), kind, %error, "parts not read: their owners are held");
+                    listing.failures.push(ListFailure { scope, kind, error });
+                }
+            }
+        }
+        crate::link::link(&mut listing.resources);
+        true
+    }
+
+    fn scope_of(&self, scope: &Scope) -> Option<&AwsScope> {
+        match scope {
+            Scope::Aws { account, region } => self.aws.get(&(account.clone(), region.clone())),
+            Scope::Kubernetes { .. } => None,
+        }
+    }
+
+    async fn list_with(&self, coverage: Coverage) -> Listing {
         let aws = futures::future::join_all(self.aws.values().map(|scope| async move {
             let mut resources = Vec::new();
             let mut failures = Vec::new();
             for (kind, aws) in scope.kinds() {
-                match aws.list(scope).await {
+                let listed = match coverage {
+                    Coverage::Everything => aws.list(scope).await,
+                    Coverage::Candidates => aws.list_candidates(scope, &resources).await,
+                };
+                match listed {
                     Ok(r) => resources.extend(r),
                     Err(error) => {
                         tracing::warn!(scope = %scope.scope_label(), kind = kind.name(), %error, "kind not listed");

@@ -74,6 +74,11 @@ pub enum Relation {
     /// DeleteOnTermination, an instance of an Auto Scaling group, a managed node group's Auto
     /// Scaling group). It is never removed on its own.
     PartOf,
+    /// The other resource is part of this one: [`Relation::PartOf`] as the owner sees it (an
+    /// instance's DeleteOnTermination volumes, from its DescribeInstances answer). A teardown
+    /// listing leaves such parts out until their owner is to go
+    /// ([`crate::Providers::read_parts`]).
+    Has,
 }
 
 /// A reference from one resource to another of `kind`, found by one of its [`Resource::keys`]

@@ -43,6 +43,9 @@ impl Kind for AutoscalingGroup {
     fn wait_for(&self) -> &'static [&'static str] {
         &[super::eks_nodegroup::NAME]
     }
+    fn part_kinds(&self) -> &'static [&'static str] {
+        &[super::ec2_instance::NAME]
+    }
     fn aws(&self) -> Option<&dyn AwsKind> {
         Some(self)
     }

@@ -5,8 +5,13 @@
 //! of its instance: it goes when the instance is terminated, is never removed on its own and is
 //! no tag violation (AWS leaves root volumes untagged). Any other attached volume waits for the
 //! instances it is attached to.
+//!
+//! A teardown listing ([`AwsKind::list_candidates`]) reads the volumes no instance holds and
+//! the attached ones the instances' listing says are not deleted with them; root volumes are
+//! read by id for the instances a plan removes. Usage reports list every volume (quotas count
+//! their GiB).
 
-use aws_sdk_ec2::types::Volume;
+use aws_sdk_ec2::types::{Filter, Volume};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
@@ -26,6 +31,12 @@ pub const NAME: &str = "ebs-volume";
 
 /// What AWS says when the volume does not exist (any more).
 const NOT_FOUND: &[&str] = &["InvalidVolume.NotFound"];
+
+/// Every volume state but `in-use` (and `deleted`, which is gone): the volumes no instance holds.
+const UNATTACHED_STATES: &[&str] = &["creating", "available", "deleting", "error"];
+
+/// Values in one DescribeVolumes filter (EC2 takes up to 200).
+const IDS_PER_FILTER: usize = 200;
 
 const SHAPE: ArnShape = ArnShape {
     service: "ec2",
@@ -78,22 +89,61 @@ impl AwsKind for EbsVolume {
         &'a self,
         aws: &'a AwsScope,
     ) -> BoxFuture<'a, Result<Vec<Resource>, ProviderError>> {
+        list_filtered(aws, None).boxed()
+    }
+
+    // The volumes no instance holds (one listing filtered by state), and those the instances
+    // say are attached but not deleted with them (read by id). The root volumes, most of an
+    // account's volumes, are parts of their instances: read only for the instances a plan
+    // removes (`read`).
+    fn list_candidates<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+        listed: &'a [Resource],
+    ) -> BoxFuture<'a, Result<Vec<Resource>, ProviderError>> {
         async move {
-            let mut pages = aws
-                .clients
-                .ec2
-                .describe_volumes()
-                .max_results(aws.page(5, 500))
-                .into_paginator()
-                .send();
+            let unattached = Filter::builder()
+                .name("status")
+                .set_values(Some(
+                    UNATTACHED_STATES.iter().map(|s| s.to_string()).collect(),
+                ))
+                .build();
+            let mut out = list_filtered(aws, Some(unattached)).await?;
+            let mut attached: Vec<String> = listed
+                .iter()
+                .filter(|r| r.kind == super::ec2_instance::NAME)
+                .flat_map(|r| &r.refs)
+                .filter(|x| x.kind == NAME && x.relation == Relation::Blocks)
+                .map(|x| x.key.clone())
+                .collect();
+            attached.sort_unstable();
+            attached.dedup();
+            // A volume detached between the two calls would come twice.
+            for r in self.read(aws, &attached).await? {
+                if !out.iter().any(|o| o.id == r.id) {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn read<'a>(
+        &'a self,
+        aws: &'a AwsScope,
+        natives: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Resource>, ProviderError>> {
+        async move {
             let mut out = Vec::new();
-            loop {
-                aws.throttle().await;
-                let Some(page) = pages.next().await else {
-                    break;
-                };
-                let page = page.map_err(|e| failed(e, "list ebs-volume", &aws.scope_label()))?;
-                out.extend(page.volumes().iter().filter_map(|v| resource(aws, v)));
+            // A `volume-id` filter, not VolumeIds: an id that is gone is left out instead of
+            // failing the whole call with InvalidVolume.NotFound.
+            for ids in natives.chunks(IDS_PER_FILTER) {
+                let by_id = Filter::builder()
+                    .name("volume-id")
+                    .set_values(Some(ids.to_vec()))
+                    .build();
+                out.extend(list_filtered(aws, Some(by_id)).await?);
             }
             Ok(out)
         }
@@ -168,6 +218,31 @@ impl AwsKind for EbsVolume {
             _ => Phase::Live,
         }
     }
+}
+
+/// DescribeVolumes, every page, with one filter or none.
+async fn list_filtered(
+    aws: &AwsScope,
+    filter: Option<Filter>,
+) -> Result<Vec<Resource>, ProviderError> {
+    let mut pages = aws
+        .clients
+        .ec2
+        .describe_volumes()
+        .set_filters(filter.map(|f| vec![f]))
+        .max_results(aws.page(5, 500))
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    loop {
+        aws.throttle().await;
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        let page = page.map_err(|e| failed(e, "list ebs-volume", &aws.scope_label()))?;
+        out.extend(page.volumes().iter().filter_map(|v| resource(aws, v)));
+    }
+    Ok(out)
 }
 
 fn resource(aws: &AwsScope, v: &Volume) -> Option<Resource> {

@@ -3,7 +3,9 @@
 //!
 //! An instance tells, from the same DescribeInstances answer, what depends on it: the security
 //! groups it and its network interfaces use wait for it, and so does the IAM role of its
-//! instance profile. An instance launched by an Auto Scaling group (tag
+//! instance profile; its EBS volumes deleted on termination are parts of it, the others wait
+//! for it (so a teardown listing needs DescribeVolumes only for volumes no instance holds, and
+//! for those this listing names). An instance launched by an Auto Scaling group (tag
 //! `aws:autoscaling:groupName`) is part of its group: removed only through the group (which
 //! would otherwise replace it), never on its own.
 
@@ -50,6 +52,9 @@ impl Kind for Ec2Instance {
     // Members of a group go after the group's deletion; nothing else holds an instance.
     fn wait_for(&self) -> &'static [&'static str] {
         &[super::autoscaling_group::NAME]
+    }
+    fn part_kinds(&self) -> &'static [&'static str] {
+        &[super::ebs_volume::NAME]
     }
     fn quota(&self) -> Option<Quota> {
         Some(Quota {
@@ -271,6 +276,21 @@ fn resource(aws: &AwsScope, i: &Instance) -> Option<Resource> {
             super::iam_role::NAME,
             super::iam_role::profile_key(profile),
         ));
+    }
+    // Its EBS volumes, as the instance sees them: those deleted on termination are parts of it
+    // (a teardown listing reads them only when the instance is to go), the others wait for it.
+    for mapping in i.block_device_mappings() {
+        let Some(ebs) = mapping.ebs() else { continue };
+        let Some(volume) = ebs.volume_id() else {
+            continue;
+        };
+        let relation = if ebs.delete_on_termination() == Some(true) {
+            Relation::Has
+        } else {
+            Relation::Blocks
+        };
+        r.refs
+            .push(Ref::new(relation, super::ebs_volume::NAME, volume));
     }
     if let Some(group) = r.tags.get(AUTOSCALING_GROUP_TAG) {
         r.refs.push(Ref::new(

@@ -47,6 +47,9 @@ impl Kind for EksNodegroup {
     fn wait_for(&self) -> &'static [&'static str] {
         &[]
     }
+    fn part_kinds(&self) -> &'static [&'static str] {
+        &[super::autoscaling_group::NAME]
+    }
     fn quota(&self) -> Option<Quota> {
         Some(Quota {
             dimension: "eks_node_groups",

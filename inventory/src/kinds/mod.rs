@@ -140,6 +140,15 @@ mod tests {
     #[test]
     fn every_dependency_is_a_registered_kind_of_the_same_platform() {
         for k in KINDS {
+            for p in k.part_kinds() {
+                let part =
+                    by_name(p).unwrap_or_else(|| panic!("{} has unknown part {p}", k.name()));
+                assert!(
+                    part.wait_for().contains(&k.name()),
+                    "a part waits for its owner: {p} must wait for {}",
+                    k.name()
+                );
+            }
             for w in k.wait_for() {
                 let other =
                     by_name(w).unwrap_or_else(|| panic!("{} waits for unknown {w}", k.name()));

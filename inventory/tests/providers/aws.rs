@@ -4,10 +4,12 @@
 //! moto 5.2 quirks these tests rely on (checked by hand, asserted where they matter):
 //! - every instance gets an untagged root volume (`/dev/sda1`, attached with
 //!   DeleteOnTermination) and a primary network interface attached to it;
-//! - DescribeVolumes leaves `DeleteOnTermination` out of a volume's attachments (moto's own
-//!   DescribeInstances shows it; AWS's DescribeVolumes has it), so a root volume is listed as
-//!   waiting for its instance rather than as part of it; the part-of mapping is unit-tested in
-//!   `src/kinds/ebs_volume.rs`;
+//! - DescribeVolumes leaves `DeleteOnTermination` out of a volume's attachments (AWS's has it);
+//!   moto's DescribeInstances shows it in the instance's block device mappings (an attached
+//!   volume `false`), which is where the root volume is found to be part of its instance; the
+//!   volume-side mapping is unit-tested in `src/kinds/ebs_volume.rs`;
+//! - DescribeVolumes honours the `status` and `volume-id` filters (the teardown listing's), not
+//!   `attachment.delete-on-termination`;
 //! - DeleteSecurityGroup never fails with `DependencyViolation` (not for a group used by a
 //!   running instance or a network interface, nor for one another group references): the
 //!   retryable mapping of that code is unit-tested in `src/aws/error.rs`; here an attached
@@ -109,11 +111,11 @@ async fn lists_instances_volumes_groups_databases_and_snapshots_with_relations()
     assert_eq!(volume.attributes.size_gb, Some(10.0));
     assert_eq!(volume.wait_for, std::slice::from_ref(&instance.id));
     assert_eq!(volume.part_of, None, "attached without DeleteOnTermination");
-    // The root volume waits for its instance. On AWS it is also part of it (DeleteOnTermination);
-    // moto does not say so (module doc). Asserted so that a moto that learns it points here.
+    // The root volume is part of its instance: the instance's block device mapping says it is
+    // deleted on termination.
     let root_volume = find(&all, "ebs-volume", &root);
     assert_eq!(root_volume.wait_for, std::slice::from_ref(&instance.id));
-    assert_eq!(root_volume.part_of, None);
+    assert_eq!(root_volume.part_of.as_ref(), Some(&instance.id));
     assert!(root_volume.tags.is_empty());
 
     let group = find(&all, "security-group", &app);
@@ -517,5 +519,87 @@ async fn lists_across_pages() -> Result<()> {
     waited.sort();
     let want: Vec<String> = ids.iter().map(|i| ec2_arn("instance", i)).collect();
     assert_eq!(waited, want, "each root volume waits for its own instance");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_teardown_listing_reads_root_volumes_only_for_the_instances_that_go() -> Result<()> {
+    let bed = Bed::start().await?;
+    let ami = bed.ami().await?;
+    let web = bed.instance(&ami, &[], &eligible("web")).await?;
+    let batch = bed.instance(&ami, &[], &eligible("batch")).await?;
+    let data = bed.volume(10, &eligible("data")).await?;
+    bed.ec2
+        .attach_volume()
+        .volume_id(&data)
+        .instance_id(&web)
+        .device("/dev/sdf")
+        .send()
+        .await?;
+    let spare = bed.volume(3, &eligible("spare")).await?;
+    let p = bed.providers();
+    let everything = list(&p).await?;
+    let roots: Vec<&Resource> = everything
+        .iter()
+        .filter(|r| r.kind == "ebs-volume" && r.part_of.is_some())
+        .collect();
+    assert_eq!(roots.len(), 2, "one root volume per instance");
+    let root_of = |instance: &str| {
+        roots
+            .iter()
+            .find(|r| r.part_of.as_deref() == Some(ec2_arn("instance", instance).as_str()))
+            .map(|r| r.name.clone())
+            .with_context(|| format!("root volume of {instance}"))
+    };
+    let (web_root, batch_root) = (root_of(&web)?, root_of(&batch)?);
+
+    // The candidates: both instances, the unattached volume and the attached data volume (it
+    // waits for web), no root volume.
+    let mut listing = p.list_candidates().await;
+    assert!(listing.failures.is_empty(), "{:?}", listing.failures);
+    let mut want = vec![
+        ("ebs-volume", data.as_str()),
+        ("ebs-volume", spare.as_str()),
+        ("ec2-instance", batch.as_str()),
+        ("ec2-instance", web.as_str()),
+    ];
+    want.sort_unstable();
+    assert_eq!(names(&listing.resources), want);
+    let web_arn = ec2_arn("instance", &web);
+    assert_eq!(
+        find(&listing.resources, "ebs-volume", &data).wait_for,
+        std::slice::from_ref(&web_arn)
+    );
+    // What is listed is listed as the whole listing has it.
+    for r in &listing.resources {
+        assert_eq!(
+            Some(r),
+            everything.iter().find(|e| e.id == r.id),
+            "{}",
+            r.id
+        );
+    }
+
+    // web goes: its root volume is read, as the whole listing has it, and nothing else.
+    assert!(p.read_parts(&mut listing, &[web_arn.as_str()]).await);
+    assert!(listing.failures.is_empty(), "{:?}", listing.failures);
+    want.push(("ebs-volume", web_root.as_str()));
+    want.sort_unstable();
+    assert_eq!(names(&listing.resources), want);
+    let read = find(&listing.resources, "ebs-volume", &web_root);
+    assert_eq!(Some(read), everything.iter().find(|e| e.id == read.id));
+    assert!(!names(&listing.resources).contains(&("ebs-volume", batch_root.as_str())));
+    // Nothing more to read for web; nothing at all for what has no parts.
+    assert!(!p.read_parts(&mut listing, &[web_arn.as_str()]).await);
+    let spare_arn = ec2_arn("volume", &spare);
+    assert!(!p.read_parts(&mut listing, &[spare_arn.as_str()]).await);
+
+    // An id that is gone by the time it is read is left out, not an error.
+    let volumes = inventory::kinds::by_name("ebs-volume")
+        .and_then(|k| k.aws())
+        .context("ebs-volume is an AWS kind")?;
+    let ids = [batch_root.clone(), "vol-0000000000000dead".to_string()];
+    let read = volumes.read(&bed.scope(), &ids).await?;
+    assert_eq!(names(&read), [("ebs-volume", batch_root.as_str())]);
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! A listing that fails for one kind in one scope: that kind is a [`ListFailure`] of that scope
-//! only, everything else is listed, and `Listing::blocking_failure` holds back exactly what may
-//! depend on the kind that failed.
+//! A listing that fails for one kind in one scope (or a read of parts that fails): that kind is a
+//! [`ListFailure`] of that scope only, everything else is listed, and
+//! `Listing::blocking_failure` holds back exactly what may depend on the kind that failed, or
+//! have parts of it.
 //!
 //! A service is made unreachable by pointing its client at a closed port
 //! (`AwsScope::with_clients`), with retries off so the test does not sit out the backoff.
@@ -158,5 +159,46 @@ async fn one_kind_failing_in_one_scope_holds_back_only_what_waits_for_it() -> Re
     // A global kind (IAM roles, listed at home) waits for Lambda functions of every region of
     // the account: the other region's failure holds it.
     assert_eq!(blocking(role), Some((eu_label.clone(), "lambda-function")));
+    Ok(())
+}
+
+fn dead_ec2(sdk: &SdkConfig) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(sdk)
+            .endpoint_url(DEAD)
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn parts_that_cannot_be_read_hold_their_owner_back() -> Result<()> {
+    let bed = Bed::start().await?;
+    let ami = bed.ami().await?;
+    let web = bed.instance(&ami, &[], &eligible("web")).await?;
+    let mut listing = bed.providers().list_candidates().await;
+    assert!(listing.failures.is_empty(), "{:?}", listing.failures);
+    let instance = find(&listing.resources, "ec2-instance", &web).clone();
+    assert_eq!(listing.blocking_failure(&instance).map(failed), None);
+
+    // EC2 unreachable once the instances were listed: web's root volume cannot be read, so
+    // what would go with web is unknown.
+    let unreachable = bed.scope().with_clients(|c| c.ec2 = dead_ec2(&bed.sdk));
+    let p = Providers::from_scopes(vec![unreachable], None);
+    assert!(p.read_parts(&mut listing, &[instance.id.as_str()]).await);
+    let home_label = format!("aws:{ACCOUNT}/{REGION}");
+    assert_eq!(
+        listing.failures.iter().map(failed).collect::<Vec<_>>(),
+        [(home_label.clone(), "ebs-volume")]
+    );
+    assert!(
+        listing.failures[0].error.retryable,
+        "a connection failure may pass"
+    );
+    assert_eq!(
+        listing.blocking_failure(&instance).map(failed),
+        Some((home_label, "ebs-volume"))
+    );
+    assert!(listing.resources.iter().all(|r| r.kind != "ebs-volume"));
     Ok(())
 }

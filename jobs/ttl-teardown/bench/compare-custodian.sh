@@ -256,6 +256,24 @@ c7n_wall=$t_wall c7n_cpu=$t_cpu c7n_rss=$t_rss c7n_moto=$t_moto c7n_req=$t_req
 c7n_match=$("$venv/bin/python" "$here/seed.py" count-c7n "$resources" | "$venv/bin/python" -c \
   'import json,sys; print(json.load(sys.stdin)["matched"])')
 
+# ---- time to the first AWS request ----------------------------------------------------------------
+# Each tool again, behind a relay in front of moto that notes when the first connection comes;
+# stopped then.
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+first_ms() { "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["first_request_ms"])'; }
+log "time to the first AWS request"
+relay_port=$(free_port)
+relay="http://127.0.0.1:$relay_port"
+sed "s|endpoint_url: $endpoint|endpoint_url: $relay|" "$work/ttl/config.yaml" >"$work/ttl/config-relay.yaml"
+ttl_first=$("$venv/bin/python" "$here/seed.py" first-request "$relay_port" "$endpoint" \
+  env RUST_LOG=warn AWS_ENDPOINT_URL="$relay" "$bin" --config "$work/ttl/config-relay.yaml" | first_ms)
+relay_port=$(free_port)
+relay="http://127.0.0.1:$relay_port"
+c7n_first=$("$venv/bin/python" "$here/seed.py" first-request "$relay_port" "$endpoint" \
+  env AWS_ENDPOINT_URL="$relay" "$c7n/bin/custodian" run --dryrun --cache-period 0 \
+  --region "$REGION" -s "$work/c7n/out-relay" "$work/c7n/policy.yml" | first_ms)
+settle
+
 # ---- report -------------------------------------------------------------------------------------
 ttl_ver=$("$bin" --version 2>/dev/null | head -n 1 || echo ttl-teardown)
 echo
@@ -272,8 +290,11 @@ echo
 echo "expected matches: $expected instances (expired, warned, non-prod, auto-teardown=true)"
 echo "floor: wall/CPU of the describe loop alone (boto3, 1,000 per page, $f_count instances); whole process: $floor_proc"
 echo "ttl-teardown: exit $ttl_rc; $ttl_findings findings, $ttl_del_all to delete ($ttl_del instances + their root volumes), $ttl_errors errors"
-echo "  it scans 6 resource types (instances, volumes, security groups, network interfaces, RDS instances"
-echo "  and snapshots: more API calls than custodian's one) at <= 20 calls/s; findings: $ttl"
+echo "  it lists instances, the volumes no instance holds, security groups, RDS instances and snapshots (and"
+echo "  the other kinds' empty pages), then reads the root volumes of the instances it would delete (a protected"
+echo "  one holds its instance); a token bucket of 100 calls, then 20/s; findings: $ttl"
+echo "first AWS request after start: ttl-teardown $ttl_first ms, custodian $c7n_first ms (a relay in front of moto"
+echo "  notes the first connection; each tool run once more for it)"
 echo "custodian: resource ec2 only; filters tag:auto-teardown=true, environment != prod, data-class != restricted,"
 echo "  tag:created_at age > 7 days; actions [terminate] not run (--dryrun)"
 echo "moto CPU s: the server's user+sys during each row (part of every wall time; wall - client CPU is mostly"

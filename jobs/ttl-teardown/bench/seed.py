@@ -5,6 +5,9 @@
   seed.py describe ENDPOINT          bare paginated DescribeInstances (the floor); prints JSON
   seed.py count-ttl EVENT.json       counts ttl-teardown's findings; prints JSON
   seed.py count-c7n RESOURCES.json   counts custodian's matched resources; prints JSON
+  seed.py first-request PORT ENDPOINT CMD...
+                                     runs CMD behind a relay on 127.0.0.1:PORT to ENDPOINT; prints
+                                     the ms from starting CMD to its first connection (then stops it)
 
 The tag mix, every instance in region us-east-1 of moto's account 123456789012, ttl 7d:
   ~10% expired and already warned (created 10 days ago, ttl-notified-stage=warn-24h@deadline):
@@ -165,6 +168,61 @@ def count_c7n(path):
     print(json.dumps({"matched": len(resources)}))
 
 
+def first_request(port, endpoint, cmd):
+    """Milliseconds from starting `cmd` to the first connection it opens to a relay on `port`,
+    which forwards to `endpoint` (the command's config or AWS_ENDPOINT_URL names the relay).
+    The command is stopped once that connection has been made (its run is not what is measured);
+    it must connect within 20 s."""
+    import socket
+    import subprocess
+    import threading
+    import urllib.parse
+
+    target = urllib.parse.urlparse(endpoint)
+    listener = socket.create_server(("127.0.0.1", port))
+    first = threading.Event()
+    at = []
+
+    def pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def relay():
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            if not at:
+                at.append(time.monotonic())
+                first.set()
+            upstream = socket.create_connection((target.hostname, target.port))
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=relay, daemon=True).start()
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    connected = first.wait(20)
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    listener.close()
+    if not connected:
+        sys.exit("%s made no connection within 20 s" % cmd[0])
+    print(json.dumps({"first_request_ms": round(1000 * (at[0] - start), 1)}))
+
+
 def main(argv):
     if len(argv) < 3:
         sys.exit(__doc__)
@@ -177,6 +235,8 @@ def main(argv):
         count_ttl(argv[2])
     elif cmd == "count-c7n":
         count_c7n(argv[2])
+    elif cmd == "first-request" and len(argv) >= 5:
+        first_request(int(argv[2]), argv[3], argv[4:])
     else:
         sys.exit(__doc__)
 

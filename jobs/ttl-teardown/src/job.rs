@@ -199,6 +199,32 @@ pub async fn connect_shard(
 }
 
 impl TtlTeardown {
+    /// The plan of `listing`: the job's rules, the whitelist, and the listing's failures
+    /// holding back what may depend on what was not listed.
+    fn plan(&self, job: &TtlConfig, listing: &Listing, now: jiff::Timestamp) -> Plan {
+        let verdict = |r: &Resource| whitelist_verdict(&self.whitelist, r, now);
+        let listing_failure = |r: &Resource| {
+            listing.blocking_failure(r).map(|f| {
+                format!(
+                    "{} could not be listed in {} and it may depend on one ({})",
+                    f.kind,
+                    f.scope.label(),
+                    f.error.message
+                )
+            })
+        };
+        let rules = Rules {
+            policy: &job.policy,
+            allowed_accounts: &job.allowed_accounts,
+            caps: &job.caps,
+            pricing: &job.pricing,
+            whitelist: &verdict,
+            listing_failure: &listing_failure,
+            now,
+        };
+        plan::plan(listing.resources.clone(), &rules)
+    }
+
     /// Sets `ttl_resources_by_outcome` from the plan; every outcome gets a series, zeros included,
     /// so a dashboard shows 0 rather than nothing.
     fn count_outcomes(&self, plan: &Plan) {
@@ -221,15 +247,34 @@ impl TtlTeardown {
         let now = ctx.clock.now();
         let job = &ctx.config.job;
         let mut report = Report::default();
-        let listing = match (&self.inventory, providers) {
+        let mut listing = match (&self.inventory, providers) {
             (Some(path), _) => Listing {
                 resources: inventory::file::load_file(path)
                     .map_err(|e| JobError::Failed(e.into()))?,
                 failures: Vec::new(),
             },
-            (None, Some(providers)) => providers.list().await,
+            (None, Some(providers)) => providers.list_candidates().await,
             (None, None) => Listing::default(),
         };
+        let mut plan = self.plan(job, &listing, now);
+        if let (None, Some(providers)) = (&self.inventory, providers) {
+            // The parts of what goes (an instance's root volumes) were not listed: read them now
+            // and plan again with them, so a protected part holds its owner and the cost avoided
+            // counts them. A part's owner may be a part itself (a group's instance): a round
+            // per level, three at most (group, instance, volume).
+            for _ in 0..3 {
+                let going: Vec<&str> = plan
+                    .waves
+                    .iter()
+                    .flatten()
+                    .map(|&i| plan.items[i].resource.id.as_str())
+                    .collect();
+                if !providers.read_parts(&mut listing, &going).await {
+                    break;
+                }
+                plan = self.plan(job, &listing, now);
+            }
+        }
         for f in &listing.failures {
             report.errors.push(format!(
                 "inventory: {} could not be listed in {}: {}",
@@ -252,27 +297,6 @@ impl TtlTeardown {
                 r.tags_unreadable.as_deref().unwrap_or_default()
             ));
         }
-        let verdict = |r: &Resource| whitelist_verdict(&self.whitelist, r, now);
-        let listing_failure = |r: &Resource| {
-            listing.blocking_failure(r).map(|f| {
-                format!(
-                    "{} could not be listed in {} and it may depend on one ({})",
-                    f.kind,
-                    f.scope.label(),
-                    f.error.message
-                )
-            })
-        };
-        let rules = Rules {
-            policy: &job.policy,
-            allowed_accounts: &job.allowed_accounts,
-            caps: &job.caps,
-            pricing: &job.pricing,
-            whitelist: &verdict,
-            listing_failure: &listing_failure,
-            now,
-        };
-        let plan = plan::plan(listing.resources.clone(), &rules);
         self.count_outcomes(&plan);
         report.total_checked = plan.items.len() as u64;
         report.findings = plan.items.iter().filter_map(plan::Item::finding).collect();

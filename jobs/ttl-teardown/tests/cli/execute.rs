@@ -618,3 +618,95 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
 fn short(id: &str) -> String {
     id.rsplit('/').next().unwrap_or(id).to_string()
 }
+
+/// The root volume of an instance (its DeleteOnTermination block device).
+async fn root_volume(ec2: &aws_sdk_ec2::Client, instance: &str) -> String {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(instance)
+        .send()
+        .await
+        .expect("describe");
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| i.block_device_mappings())
+        .filter(|m| m.ebs().and_then(|e| e.delete_on_termination()) == Some(true))
+        .find_map(|m| m.ebs().and_then(|e| e.volume_id()))
+        .expect("a root volume")
+        .to_string()
+}
+
+#[tokio::test]
+async fn root_volumes_are_read_for_the_instances_that_go_and_a_protected_one_holds_its_instance() {
+    let bed = Bed::start().await;
+    let held = bed.instance(&tags(-5, true), &[]).await;
+    let going = bed.instance(&tags(-5, true), &[]).await;
+    let fresh = bed.instance(&tags(200, false), &[]).await;
+    let (held_root, going_root, fresh_root) = (
+        root_volume(&bed.ec2, &held).await,
+        root_volume(&bed.ec2, &going).await,
+        root_volume(&bed.ec2, &fresh).await,
+    );
+    // Someone marked held's root volume production after launch.
+    bed.ec2
+        .create_tags()
+        .resources(&held_root)
+        .tags(Tag::builder().key("environment").value("prod").build())
+        .send()
+        .await
+        .expect("tag the root volume");
+    let config = bed.config("");
+
+    let out = bed.run(&config, true).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let event: Value = serde_json::from_str(&stdout).expect("event");
+    let arn = |kind: &str, id: &str| format!("arn:aws:ec2:us-east-1:{ACCOUNT}:{kind}/{id}");
+    let finding = |id: &str| {
+        event["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["resource"] == id)
+            .cloned()
+    };
+
+    // held: expired, but deleting it would take a protected volume with it.
+    let f = finding(&arn("instance", &held)).expect("held's finding");
+    assert_ne!(f["action"], "delete", "{f}");
+    let reason = f["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&arn("volume", &held_root)) && reason.contains("protected"),
+        "{f}"
+    );
+    assert_eq!(
+        bed.instance_state(&held).await,
+        Some(InstanceStateName::Running)
+    );
+    // going: deleted, its root volume with it, priced in.
+    let f = finding(&arn("volume", &going_root)).expect("going's root volume's finding");
+    assert_eq!(f["part_of"], arn("instance", &going), "{f}");
+    assert_eq!(f["action"], "delete", "{f}");
+    assert!(
+        f["cost_avoided_usd"].as_f64().is_some_and(|c| c > 0.0),
+        "{f}"
+    );
+    assert!(matches!(
+        bed.instance_state(&going).await,
+        Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown) | None
+    ));
+    // fresh stays, and its root volume was never read: no finding, nothing counted.
+    assert!(finding(&arn("volume", &fresh_root)).is_none());
+    assert!(finding(&arn("instance", &fresh)).is_none());
+    assert_eq!(
+        event["summary"]["total_checked"].as_u64(),
+        Some(5),
+        "3 instances, 2 root volumes read (plus nothing else in AWS or the empty cluster): {}",
+        event["summary"]
+    );
+}

@@ -135,7 +135,8 @@ async fn execute_takes_the_platform_apart_in_dependency_order_archives_and_spare
     let audit = executed(&bed).await;
 
     // Exactly the expired set: every listed AWS resource with the expired tags that no rule
-    // protects, the parts that go with them, and the expired namespace.
+    // protects, the parts that go with them (root volumes, a group's instances, through parts
+    // of parts), and the expired namespace.
     let protected = |r: &Resource| {
         r.name.starts_with("prod-")
             || r.name.starts_with("rst-")
@@ -143,12 +144,30 @@ async fn execute_takes_the_platform_apart_in_dependency_order_archives_and_spare
             || r.tags.get("environment").is_some_and(|e| e == "prod")
             || r.tags.get("data-class").is_some_and(|d| d == "restricted")
     };
-    let want: BTreeSet<String> = before
+    let mut want: BTreeSet<String> = before
         .iter()
         .filter(|r| r.tags.contains_key("ttl-notified-stage") && !protected(r))
         .map(|r| r.id.clone())
         .chain(["k8s:preview-1".to_string()])
         .collect();
+    loop {
+        let parts: Vec<String> = before
+            .iter()
+            .filter(|r| !want.contains(&r.id))
+            .filter(|r| r.part_of.as_ref().is_some_and(|o| want.contains(o)))
+            .map(|r| r.id.clone())
+            .collect();
+        if parts.is_empty() {
+            break;
+        }
+        want.extend(parts);
+    }
+    assert!(
+        want.iter()
+            .any(|id| id.contains(":volume/")
+                && before.iter().any(|r| r.id == *id && r.tags.is_empty())),
+        "an untagged root volume goes with its instance"
+    );
     let got = deleted(&audit);
     let kinds_of = |ids: &BTreeSet<String>| -> BTreeSet<&str> {
         before
