@@ -256,6 +256,7 @@ async fn execute_deletes_exactly_the_expired_set_in_dependency_order_and_warns_o
     let bed = Bed::start().await;
     let sg = bed.group("expired-sg", &tags(-5, true)).await;
     let expired = bed.instance(&tags(-5, true), &[&sg]).await;
+    let expired_root = root_volume(&bed.ec2, &expired).await;
     let expiring = bed.instance(&tags(30, false), &[]).await;
     let mut prod = tags(-5, true);
     prod.insert("environment".into(), "prod".into());
@@ -347,7 +348,13 @@ async fn execute_deletes_exactly_the_expired_set_in_dependency_order_and_warns_o
         .filter(|e| e["phase"] == "outcome" && e["result"] == "deleted")
         .filter_map(|e| e["resource"].as_str())
         .collect();
-    assert_eq!(deleted.len(), 4, "{deleted:?}");
+    // The instance, its root volume (with it), its group, the namespace and its deployment.
+    assert_eq!(deleted.len(), 5, "{deleted:?}");
+    assert!(
+        deleted
+            .contains(&format!("arn:aws:ec2:us-east-1:{ACCOUNT}:volume/{}", expired_root).as_str()),
+        "{deleted:?}"
+    );
 
     // A second run deletes nothing more and does not warn again for the same deadline.
     let expiring_before = bed.events("resource-expiring").await.len();
@@ -367,7 +374,7 @@ async fn execute_deletes_exactly_the_expired_set_in_dependency_order_and_warns_o
         .iter()
         .filter(|e| e["phase"] == "outcome" && e["result"] == "deleted")
         .count();
-    assert_eq!(deletions, 4, "no resource deleted twice");
+    assert_eq!(deletions, deleted.len(), "no resource deleted twice");
 }
 
 #[tokio::test]
@@ -449,9 +456,12 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
     // Enough deletions (each a few rate-limited calls) that the kill lands mid-way.
     let mut groups = Vec::new();
     let mut instances = Vec::new();
+    let mut roots = Vec::new();
     for n in 0..6 {
         let g = bed.group(&format!("g{n}"), &tags(-5, true)).await;
-        instances.push(bed.instance(&tags(-5, true), &[&g]).await);
+        let i = bed.instance(&tags(-5, true), &[&g]).await;
+        roots.push(root_volume(&bed.ec2, &i).await);
+        instances.push(i);
         groups.push(g);
     }
     // Every eligible resource here is expired: lift the percentage cap for this test.
@@ -530,7 +540,7 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
             .count()
     };
     assert!(
-        by_run(true, "outcome", Some("deleted")) < 12,
+        by_run(true, "outcome", Some("deleted")) < groups.len() + instances.len() + roots.len(),
         "the first run was cut short"
     );
     assert!(
@@ -546,11 +556,13 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
             .entry(short(e["resource"].as_str().unwrap_or_default()))
             .or_default() += 1;
     }
-    // Exactly one `deleted` per resource that is gone: the killed run's removals are closed
-    // by the second run's reconciliation, never claimed twice, never left unclaimed.
+    // Exactly one `deleted` per resource that is gone (the instances' root volumes with them):
+    // the killed run's removals are closed by the second run's reconciliation, never claimed
+    // twice, never left unclaimed.
     let expected: BTreeMap<String, usize> = groups
         .iter()
         .chain(&instances)
+        .chain(&roots)
         .map(|id| (id.clone(), 1))
         .collect();
     assert_eq!(
@@ -642,7 +654,7 @@ async fn root_volumes_are_read_for_the_instances_that_go_and_a_protected_one_hol
     let bed = Bed::start().await;
     let held = bed.instance(&tags(-5, true), &[]).await;
     let going = bed.instance(&tags(-5, true), &[]).await;
-    let fresh = bed.instance(&tags(200, false), &[]).await;
+    let fresh = bed.instance(&tags(100, false), &[]).await;
     let (held_root, going_root, fresh_root) = (
         root_volume(&bed.ec2, &held).await,
         root_volume(&bed.ec2, &going).await,
@@ -700,13 +712,22 @@ async fn root_volumes_are_read_for_the_instances_that_go_and_a_protected_one_hol
         bed.instance_state(&going).await,
         Some(InstanceStateName::Terminated | InstanceStateName::ShuttingDown) | None
     ));
-    // fresh stays, and its root volume was never read: no finding, nothing counted.
+    // fresh stays, and its root volume was never read: no finding for it.
     assert!(finding(&arn("volume", &fresh_root)).is_none());
-    assert!(finding(&arn("instance", &fresh)).is_none());
+    let f = finding(&arn("instance", &fresh));
+    assert!(f.is_none(), "{f:?}");
+    let mut volumes: Vec<&str> = event["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "ebs-volume")
+        .filter_map(|f| f["resource"].as_str())
+        .collect();
+    volumes.sort_unstable();
+    let mut want = [arn("volume", &held_root), arn("volume", &going_root)];
+    want.sort_unstable();
     assert_eq!(
-        event["summary"]["total_checked"].as_u64(),
-        Some(5),
-        "3 instances, 2 root volumes read (plus nothing else in AWS or the empty cluster): {}",
-        event["summary"]
+        volumes, want,
+        "the root volumes read are those of the expired instances"
     );
 }
