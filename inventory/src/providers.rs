@@ -394,12 +394,7 @@ impl Providers {
     }
 
     fn aws_for(&self, r: &Resource) -> Result<&AwsScope, ProviderError> {
-        let Scope::Aws { account, region } = &r.scope else {
-            return Err(no_scope(r));
-        };
-        self.aws
-            .get(&(account.clone(), region.clone()))
-            .ok_or_else(|| no_scope(r))
+        self.scope_of(&r.scope).ok_or_else(|| no_scope(r))
     }
 
     fn kube_for(&self, r: &Resource) -> Result<&KubeScope, ProviderError> {

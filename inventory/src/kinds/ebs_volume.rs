@@ -11,6 +11,8 @@
 //! read by id for the instances a plan removes. Usage reports list every volume (quotas count
 //! their GiB).
 
+use std::collections::HashSet;
+
 use aws_sdk_ec2::types::{Filter, Volume};
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -109,6 +111,7 @@ impl AwsKind for EbsVolume {
                 ))
                 .build();
             let mut out = list_filtered(aws, Some(unattached)).await?;
+            let mut seen: HashSet<String> = out.iter().map(|r| r.id.clone()).collect();
             let mut attached: Vec<String> = listed
                 .iter()
                 .filter(|r| r.kind == super::ec2_instance::NAME)
@@ -120,7 +123,7 @@ impl AwsKind for EbsVolume {
             attached.dedup();
             // A volume detached between the two calls would come twice.
             for r in self.read(aws, &attached).await? {
-                if !out.iter().any(|o| o.id == r.id) {
+                if seen.insert(r.id.clone()) {
                     out.push(r);
                 }
             }

@@ -51,13 +51,7 @@ async fn lists_instances_volumes_groups_databases_and_snapshots_with_relations()
     let dbsg = bed.group("db", &eligible("db")).await?;
     let web = bed.instance(&ami, &[&app], &eligible("web")).await?;
     let data = bed.volume(10, &eligible("data")).await?;
-    bed.ec2
-        .attach_volume()
-        .volume_id(&data)
-        .instance_id(&web)
-        .device("/dev/sdf")
-        .send()
-        .await?;
+    bed.attach(&data, &web, "/dev/sdf").await?;
     let db_arn = bed.db("db1", &[&dbsg], &eligible("db1")).await?;
     let snap_arn = bed.snapshot("db1", "s1", &eligible("s1")).await?;
 
@@ -256,13 +250,7 @@ async fn resources_still_in_use() -> Result<()> {
     let sg = bed.group("app", &eligible("app")).await?;
     let web = bed.instance(&ami, &[&sg], &eligible("web")).await?;
     let vol = bed.volume(5, &eligible("vol")).await?;
-    bed.ec2
-        .attach_volume()
-        .volume_id(&vol)
-        .instance_id(&web)
-        .device("/dev/sdf")
-        .send()
-        .await?;
+    bed.attach(&vol, &web, "/dev/sdf").await?;
     let p = bed.providers();
     let all = list(&p).await?;
     let guard = KeepGuard::default();
@@ -529,13 +517,7 @@ async fn a_teardown_listing_reads_root_volumes_only_for_the_instances_that_go() 
     let web = bed.instance(&ami, &[], &eligible("web")).await?;
     let batch = bed.instance(&ami, &[], &eligible("batch")).await?;
     let data = bed.volume(10, &eligible("data")).await?;
-    bed.ec2
-        .attach_volume()
-        .volume_id(&data)
-        .instance_id(&web)
-        .device("/dev/sdf")
-        .send()
-        .await?;
+    bed.attach(&data, &web, "/dev/sdf").await?;
     let spare = bed.volume(3, &eligible("spare")).await?;
     let p = bed.providers();
     let everything = list(&p).await?;

@@ -141,6 +141,18 @@ impl Bed {
         out.volume_id().map(str::to_string).context("no volume id")
     }
 
+    /// Attaches `volume` to `instance` as `device` (moto: not deleted on termination).
+    pub async fn attach(&self, volume: &str, instance: &str, device: &str) -> Result<()> {
+        self.ec2
+            .attach_volume()
+            .volume_id(volume)
+            .instance_id(instance)
+            .device(device)
+            .send()
+            .await?;
+        Ok(())
+    }
+
     pub async fn db(
         &self,
         id: &str,

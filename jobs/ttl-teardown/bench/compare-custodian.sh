@@ -90,7 +90,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A port nothing listens on yet.
+free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
 endpoint="http://127.0.0.1:$port"
 # setsid: the server gets its own process group, killed as a whole at exit.
 setsid "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
@@ -259,7 +261,6 @@ c7n_match=$("$venv/bin/python" "$here/seed.py" count-c7n "$resources" | "$venv/b
 # ---- time to the first AWS request ----------------------------------------------------------------
 # Each tool again, behind a relay in front of moto that notes when the first connection comes;
 # stopped then.
-free_port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 first_ms() { "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["first_request_ms"])'; }
 log "time to the first AWS request"
 relay_port=$(free_port)

@@ -179,7 +179,8 @@ impl Bed {
         out.group_id().expect("id").to_string()
     }
 
-    pub async fn instance_state(&self, id: &str) -> Option<InstanceStateName> {
+    /// The instance as DescribeInstances has it now.
+    pub async fn describe_instance(&self, id: &str) -> Option<aws_sdk_ec2::types::Instance> {
         let out = self
             .ec2
             .describe_instances()
@@ -191,9 +192,13 @@ impl Bed {
             .iter()
             .flat_map(|r| r.instances())
             .next()
-            .and_then(|i| i.state())
-            .and_then(|s| s.name())
             .cloned()
+    }
+
+    pub async fn instance_state(&self, id: &str) -> Option<InstanceStateName> {
+        self.describe_instance(id)
+            .await
+            .and_then(|i| i.state().and_then(|s| s.name()).cloned())
     }
 
     async fn group_exists(&self, id: &str) -> bool {
@@ -206,20 +211,27 @@ impl Bed {
     }
 
     pub async fn instance_tag(&self, id: &str, key: &str) -> Option<String> {
-        let out = self
-            .ec2
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .expect("describe");
-        out.reservations()
+        let instance = self.describe_instance(id).await?;
+        instance
+            .tags()
             .iter()
-            .flat_map(|r| r.instances())
-            .flat_map(|i| i.tags())
             .find(|t| t.key() == Some(key))
             .and_then(|t| t.value())
             .map(str::to_string)
+    }
+
+    /// The root volume of an instance (its DeleteOnTermination block device).
+    async fn root_volume(&self, instance: &str) -> String {
+        self.describe_instance(instance)
+            .await
+            .expect("the instance")
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs())
+            .filter(|e| e.delete_on_termination() == Some(true))
+            .find_map(|e| e.volume_id())
+            .expect("a root volume")
+            .to_string()
     }
 
     pub async fn events(&self, topic: &str) -> Vec<Value> {
@@ -256,7 +268,7 @@ async fn execute_deletes_exactly_the_expired_set_in_dependency_order_and_warns_o
     let bed = Bed::start().await;
     let sg = bed.group("expired-sg", &tags(-5, true)).await;
     let expired = bed.instance(&tags(-5, true), &[&sg]).await;
-    let expired_root = root_volume(&bed.ec2, &expired).await;
+    let expired_root = bed.root_volume(&expired).await;
     let expiring = bed.instance(&tags(30, false), &[]).await;
     let mut prod = tags(-5, true);
     prod.insert("environment".into(), "prod".into());
@@ -460,7 +472,7 @@ async fn a_run_killed_mid_way_is_finished_by_the_next_with_no_double_deletion() 
     for n in 0..6 {
         let g = bed.group(&format!("g{n}"), &tags(-5, true)).await;
         let i = bed.instance(&tags(-5, true), &[&g]).await;
-        roots.push(root_volume(&bed.ec2, &i).await);
+        roots.push(bed.root_volume(&i).await);
         instances.push(i);
         groups.push(g);
     }
@@ -631,24 +643,6 @@ fn short(id: &str) -> String {
     id.rsplit('/').next().unwrap_or(id).to_string()
 }
 
-/// The root volume of an instance (its DeleteOnTermination block device).
-async fn root_volume(ec2: &aws_sdk_ec2::Client, instance: &str) -> String {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(instance)
-        .send()
-        .await
-        .expect("describe");
-    out.reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .flat_map(|i| i.block_device_mappings())
-        .filter(|m| m.ebs().and_then(|e| e.delete_on_termination()) == Some(true))
-        .find_map(|m| m.ebs().and_then(|e| e.volume_id()))
-        .expect("a root volume")
-        .to_string()
-}
-
 #[tokio::test]
 async fn root_volumes_are_read_for_the_instances_that_go_and_a_protected_one_holds_its_instance() {
     let bed = Bed::start().await;
@@ -656,9 +650,9 @@ async fn root_volumes_are_read_for_the_instances_that_go_and_a_protected_one_hol
     let going = bed.instance(&tags(-5, true), &[]).await;
     let fresh = bed.instance(&tags(100, false), &[]).await;
     let (held_root, going_root, fresh_root) = (
-        root_volume(&bed.ec2, &held).await,
-        root_volume(&bed.ec2, &going).await,
-        root_volume(&bed.ec2, &fresh).await,
+        bed.root_volume(&held).await,
+        bed.root_volume(&going).await,
+        bed.root_volume(&fresh).await,
     );
     // Someone marked held's root volume production after launch.
     bed.ec2
